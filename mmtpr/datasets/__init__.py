@@ -1,0 +1,12 @@
+"""Datasets and transforms of mmtpr."""
+# Registers MMPretrain's transforms (RandomCrop, ...) in the parent
+# registry, so that configs with default_scope='mmtpr' can name them.
+import mmpretrain.datasets.transforms  # noqa: F401
+
+from .base_tpr_dataset import AnnotationError, BaseTPRDataset
+from .cuhk_pedes import CUHKPEDES
+from .synth_pedes import SynthPedes, prepare_synth_pedes
+from .transforms import *  # noqa: F401,F403
+
+__all__ = ['AnnotationError', 'BaseTPRDataset', 'CUHKPEDES', 'SynthPedes',
+           'prepare_synth_pedes']

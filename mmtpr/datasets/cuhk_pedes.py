@@ -1,0 +1,66 @@
+"""CUHK-PEDES (Li et al., CVPR 2017)."""
+from typing import Any, Dict
+
+from mmtpr.registry import DATASETS
+
+from .base_tpr_dataset import BaseTPRDataset
+
+
+@DATASETS.register_module()
+class CUHKPEDES(BaseTPRDataset):
+    """CUHK-PEDES: 13,003 persons, 40,206 images, about 2 captions each.
+
+    On disk (methods.md 5)::
+
+        data_root/                 e.g. data/CUHK-PEDES
+        |-- reid_raw.json          list of records, one per image
+        `-- imgs/                  cam_a/, cam_b/, CUHK01/, CUHK03/, Market/,
+                                   test_query/, train_query/, ...
+
+    A record is ``{"split": "train" | "test" | "val", "captions": [str],
+    "file_path": "<path under imgs/>", "processed_tokens": [...],
+    "id": int}``; a split other than 'train' and 'test' counts as 'val', as
+    in IRRA. Published sizes (ids / images / captions): train 11,003 /
+    34,054 / 68,126; val 1,000 / 3,078 / 6,158; test 1,000 / 3,074 / 6,156.
+
+    Args:
+        data_root (str): the CUHK-PEDES folder.
+        split (str): 'train', 'val' or 'test'. Defaults to 'train'.
+        ann_file (str): Defaults to 'reid_raw.json'.
+        **kwargs: see :class:`BaseTPRDataset`.
+
+    Example:
+        >>> dataset = dict(type='CUHKPEDES', data_root='data/CUHK-PEDES',
+        ...                split='test', pipeline=test_pipeline)
+    """
+
+    LAYOUT_HINT = ('data_root/reid_raw.json (a JSON list of records with '
+                   "'split', 'captions', 'file_path', 'id') and the images "
+                   'under data_root/imgs/')
+
+    def __init__(self,
+                 data_root: str,
+                 split: str = 'train',
+                 ann_file: str = 'reid_raw.json',
+                 **kwargs) -> None:
+        super().__init__(
+            data_root=data_root, split=split, ann_file=ann_file, **kwargs)
+
+    def parse_record(self, index: int, record: Any) -> Dict[str, Any]:
+        """Read one reid_raw.json record."""
+        split = self._require(index, record, 'split')
+        if not isinstance(split, str):
+            raise self._fail(index, f"'split' must be a string, got {split!r}")
+        if split not in ('train', 'test'):
+            split = 'val'
+        img_path = self._require(index, record, 'file_path')
+        if not isinstance(img_path, str) or not img_path:
+            raise self._fail(index, "'file_path' must be a non-empty path "
+                             f'string, got {img_path!r}')
+        return dict(
+            split=split,
+            person_id=self._person_id(index,
+                                      self._require(index, record, 'id')),
+            img_path=img_path,
+            captions=self._captions(index,
+                                    self._require(index, record, 'captions')))

@@ -1,0 +1,8 @@
+"""Transforms of mmtpr (MMCV's and MMPretrain's image transforms are used
+as they are)."""
+from .formatting import PackTPRInputs
+from .loading import LoadPersonImage
+from .text import MaskCaption, TokenizeCaption
+
+__all__ = ['LoadPersonImage', 'MaskCaption', 'PackTPRInputs',
+           'TokenizeCaption']

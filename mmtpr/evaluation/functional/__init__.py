@@ -1,0 +1,3 @@
+from .rank import rank
+
+__all__ = ['rank']

@@ -1,0 +1,3 @@
+from .tpr_metric import TPRMetric
+
+__all__ = ['TPRMetric']

@@ -1,0 +1,304 @@
+"""CLIP from open_clip as a frozen (or trainable) backbone for TPR."""
+import copy
+import math
+import os
+import os.path as osp
+import zipfile
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import open_clip
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+
+from mmtpr.registry import MODELS
+
+# OpenAI's TorchScript archives keep these non-weight entries in their
+# state dict; open_clip's CLIP has no such buffers.
+_OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
+_WEIGHT_SUFFIXES = ('.pt', '.pth', '.bin', '.ckpt', '.safetensors')
+
+
+def is_torchscript_archive(path: str) -> bool:
+    """Whether ``path`` is a TorchScript archive (e.g. OpenAI's ViT-B-16.pt).
+
+    TorchScript zips hold the module's code under ``<name>/code/``; plain
+    ``torch.save`` zips do not.
+    """
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any('/code/' in name for name in archive.namelist())
+
+
+def load_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
+    """Read a CLIP state dict from a local file.
+
+    Accepts OpenAI's TorchScript archives, ``.safetensors`` files, and
+    ``torch.save`` files holding a state dict (optionally nested under
+    ``state_dict`` / ``model`` and prefixed with ``module.``). Plain files are
+    read with ``weights_only=True``.
+
+    Args:
+        path (str): the weights file.
+
+    Returns:
+        dict: parameter name to tensor, in open_clip's naming.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(_missing_weights_message(path))
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        state_dict = load_file(path, device='cpu')
+    elif is_torchscript_archive(path):
+        state_dict = torch.jit.load(path, map_location='cpu').state_dict()
+    else:
+        state_dict = torch.load(path, map_location='cpu', weights_only=True)
+        for key in ('state_dict', 'model'):
+            if isinstance(state_dict, dict) and key in state_dict and \
+                    isinstance(state_dict[key], dict):
+                state_dict = state_dict[key]
+    if not isinstance(state_dict, dict) or not state_dict:
+        raise ValueError(f"'{path}' holds no CLIP state dict (found "
+                         f'{type(state_dict).__name__})')
+    state_dict = {(k[len('module.'):] if k.startswith('module.') else k): v
+                  for k, v in state_dict.items()}
+    for key in _OPENAI_EXTRA_KEYS:
+        state_dict.pop(key, None)
+    return state_dict
+
+
+def resize_visual_pos_embed(pos_embed: torch.Tensor,
+                            grid_size: Tuple[int, int],
+                            interpolation: str = 'bilinear') -> torch.Tensor:
+    """Resize a ViT positional embedding (1 + h*w, D) to a new patch grid.
+
+    The class-token row is kept; the patch rows are taken as a square grid
+    (as in every released CLIP) unless they already match ``grid_size``, and
+    interpolated with ``align_corners=False`` and no antialiasing (IRRA's
+    ``F.interpolate(mode='bilinear')``). open_clip's own helper compares
+    only sequence lengths, so it would skip e.g. 4x4 -> 8x2; this one
+    compares grids.
+    """
+    cls_row, patches = pos_embed[:1], pos_embed[1:]
+    num = patches.shape[0]
+    new_h, new_w = grid_size
+    side = math.isqrt(num)
+    if side * side == num:
+        old_h, old_w = side, side
+    elif num == new_h * new_w:
+        old_h, old_w = new_h, new_w
+    else:
+        raise ValueError(
+            f'cannot resize a positional embedding of {num} patch rows (not '
+            f'a square grid) to a {new_h}x{new_w} grid')
+    if (old_h, old_w) == (new_h, new_w):
+        return pos_embed
+    grid = patches.reshape(1, old_h, old_w, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid.float(), size=(new_h, new_w),
+                         mode=interpolation, align_corners=False)
+    patches = grid.permute(0, 2, 3, 1).reshape(new_h * new_w, -1)
+    return torch.cat([cls_row, patches.to(pos_embed.dtype)])
+
+
+def _missing_weights_message(path: str) -> str:
+    return (
+        f"CLIP weights file '{path}' does not exist. mmtpr cannot download "
+        'weights at run time: fetch them once and point `pretrained` at the '
+        "file. OpenAI's ViT-B/16 (a TorchScript archive, used by the papers) "
+        'is listed in open_clip as `open_clip.get_pretrained_cfg("ViT-B-16", '
+        '"openai")["url"]`; open_clip checkpoints (.bin / .safetensors) come '
+        'from the Hugging Face hub (e.g. timm/vit_base_patch16_clip_224.'
+        'openai). Alternatively pass an open_clip tag such as '
+        "pretrained='openai' on a machine with network access.")
+
+
+@MODELS.register_module()
+class OpenCLIPBackbone(BaseModule):
+    """A CLIP model from open_clip, as the two towers of a TPR retriever.
+
+    The model is built by open_clip (never copied): by name from open_clip's
+    model configs (``'ViT-B-16'``) or from a config dict (tiny test models).
+    The image size is forced to ``image_size`` (384x128 for TPR), and
+    pretrained weights, if any, are loaded in ``__init__`` with the visual
+    positional embedding resized to the new patch grid.
+
+    Features follow CLIP (and IRRA, see methods.md 0.2): the image feature is
+    the CLS token after ``ln_post`` and the projection; the text feature is
+    the EOT token (the largest token id, found by ``argmax``) after
+    ``ln_final`` and the projection. Features are not normalised here.
+
+    CLIP's own ``logit_scale`` is never trained (the SDM head owns the
+    temperature), so it is frozen even when ``freeze=False``.
+
+    Args:
+        model_name (str): an open_clip model name. Defaults to 'ViT-B-16'.
+        model_cfg (dict, optional): an open_clip model config
+            (``embed_dim``, ``vision_cfg``, ``text_cfg``) used instead of the
+            named config, e.g. for tiny test models. Defaults to None.
+        pretrained (str, optional): None for random init; a local weights
+            file (OpenAI TorchScript ``.pt``, ``.safetensors`` or a
+            ``torch.save`` state dict); or an open_clip pretrained tag of
+            ``model_name`` (e.g. 'openai', downloaded by open_clip).
+            Defaults to None.
+        image_size (int | tuple): input (height, width). Defaults to
+            (384, 128).
+        quick_gelu (bool, optional): use QuickGELU as OpenAI's weights
+            require. None chooses True for the 'openai' tag and for
+            TorchScript archives, else the model config's value.
+            Defaults to None.
+        pos_embed_interpolation (str): how the visual positional embedding
+            is resized when loading weights of another image size.
+            'bilinear' (without antialiasing) matches IRRA. Defaults to
+            'bilinear'.
+        freeze (bool): freeze every CLIP parameter. Defaults to True.
+        init_cfg (dict, optional): MMEngine init config. Defaults to None.
+
+    Example:
+        >>> backbone = dict(type='OpenCLIPBackbone', model_name='ViT-B-16',
+        ...                 pretrained='checkpoints/ViT-B-16.pt',
+        ...                 image_size=(384, 128), freeze=True)
+    """
+
+    def __init__(self,
+                 model_name: str = 'ViT-B-16',
+                 model_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None,
+                 image_size: Union[int, Sequence[int]] = (384, 128),
+                 quick_gelu: Optional[bool] = None,
+                 pos_embed_interpolation: str = 'bilinear',
+                 freeze: bool = True,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.model_name = model_name
+        self.image_size = _as_hw(image_size)
+        self.pos_embed_interpolation = pos_embed_interpolation
+
+        weights_path = self._resolve_pretrained(model_name, pretrained)
+        if quick_gelu is None:
+            quick_gelu = pretrained == 'openai' or (
+                weights_path is not None
+                and is_torchscript_archive(weights_path))
+        self.clip = self._build_clip(model_name, model_cfg, self.image_size,
+                                     quick_gelu)
+        if weights_path is not None:
+            self.load_clip_weights(weights_path)
+
+        self.freeze = freeze
+        for name, param in self.clip.named_parameters():
+            if freeze or name in ('logit_scale', 'logit_bias'):
+                param.requires_grad_(False)
+
+    @staticmethod
+    def _build_clip(model_name: str, model_cfg: Optional[dict],
+                    image_size: Tuple[int, int],
+                    quick_gelu: bool) -> nn.Module:
+        if model_cfg is None:
+            model_cfg = open_clip.get_model_config(model_name)
+            if model_cfg is None:
+                raise KeyError(
+                    f"unknown open_clip model '{model_name}'; available: "
+                    f'{", ".join(open_clip.list_models())}')
+        cfg = copy.deepcopy(dict(model_cfg))
+        missing = {'embed_dim', 'vision_cfg', 'text_cfg'} - set(cfg)
+        if missing:
+            raise KeyError(f'model_cfg lacks {sorted(missing)}; expected an '
+                           'open_clip config with embed_dim, vision_cfg and '
+                           'text_cfg')
+        cfg['vision_cfg'] = dict(cfg['vision_cfg'], image_size=image_size)
+        quick_gelu = bool(quick_gelu or cfg.pop('quick_gelu', False))
+        custom_text = cfg.pop('custom_text', False) or \
+            'hf_model_name' in cfg['text_cfg']
+        cls = open_clip.CustomTextCLIP if custom_text else open_clip.CLIP
+        return cls(**cfg, quick_gelu=quick_gelu)
+
+    @staticmethod
+    def _resolve_pretrained(model_name: str,
+                            pretrained: Optional[str]) -> Optional[str]:
+        """Map ``pretrained`` to a local file (downloading open_clip tags)."""
+        if pretrained is None:
+            return None
+        if not isinstance(pretrained, str):
+            raise TypeError('pretrained must be None, a file path or an '
+                            f'open_clip tag, got {type(pretrained).__name__}')
+        looks_like_path = (os.sep in pretrained or '/' in pretrained
+                           or pretrained.endswith(_WEIGHT_SUFFIXES)
+                           or osp.exists(pretrained))
+        if looks_like_path:
+            if not osp.isfile(pretrained):
+                raise FileNotFoundError(_missing_weights_message(pretrained))
+            return pretrained
+        tags = open_clip.list_pretrained_tags_by_model(model_name)
+        if pretrained not in tags:
+            raise ValueError(
+                f"'{pretrained}' is neither an existing weights file nor an "
+                f"open_clip pretrained tag of '{model_name}' (tags: "
+                f'{", ".join(tags) or "none"})')
+        cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
+        try:
+            return open_clip.download_pretrained(cfg)
+        except Exception as err:  # network errors come in many types
+            raise RuntimeError(
+                f"could not download open_clip weights '{model_name}' / "
+                f"'{pretrained}' ({err}). "
+                + _missing_weights_message('<not downloaded>')) from err
+
+    def load_clip_weights(self, path: str) -> None:
+        """Load CLIP weights from ``path`` strictly, resizing the visual
+        positional embedding to this model's patch grid."""
+        state_dict = load_clip_state_dict(path)
+        key = 'visual.positional_embedding'
+        if key in state_dict and hasattr(self.clip.visual, 'grid_size'):
+            state_dict[key] = resize_visual_pos_embed(
+                state_dict[key], tuple(self.clip.visual.grid_size),
+                self.pos_embed_interpolation)
+        incompatible = self.clip.load_state_dict(state_dict, strict=False)
+        if incompatible.missing_keys or incompatible.unexpected_keys:
+            raise KeyError(
+                f"weights in '{path}' do not match open_clip "
+                f"'{self.model_name}': missing {incompatible.missing_keys[:8]}"
+                f' ({len(incompatible.missing_keys)} in all), unexpected '
+                f'{incompatible.unexpected_keys[:8]} '
+                f'({len(incompatible.unexpected_keys)} in all)')
+        print_log(f'OpenCLIPBackbone: loaded CLIP weights from {path}',
+                  logger='current')
+
+    @property
+    def embed_dim(self) -> int:
+        """Dimension of the joint embedding space."""
+        return int(self.clip.text_projection.shape[-1])
+
+    @property
+    def context_length(self) -> int:
+        """Number of text tokens the text tower expects."""
+        return int(self.clip.context_length)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised images -> (B, D) CLS features."""
+        return self.clip.encode_image(images)
+
+    def encode_text(self, texts: torch.Tensor) -> torch.Tensor:
+        """(T, L) token ids -> (T, D) EOT features."""
+        if texts.shape[-1] != self.context_length:
+            raise ValueError(
+                f'texts have {texts.shape[-1]} tokens, the text tower expects '
+                f'{self.context_length}; set the tokenizer context_length to '
+                'match')
+        return self.clip.encode_text(texts)
+
+    def forward(self, images: torch.Tensor,
+                texts: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Encode both modalities: returns (image_feats, text_feats)."""
+        return self.encode_image(images), self.encode_text(texts)
+
+
+def _as_hw(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    if isinstance(size, int):
+        return (size, size)
+    size = tuple(int(s) for s in size)
+    if len(size) != 2:
+        raise ValueError(f'image_size must be an int or (height, width), '
+                         f'got {size}')
+    return size

@@ -1,0 +1,4 @@
+"""Heads of mmtpr."""
+from .sdm_head import SDMHead
+
+__all__ = ['SDMHead']

@@ -1,0 +1,124 @@
+"""The text-based person retriever: two CLIP towers and a loss head."""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.structures import BaseDataElement
+
+from mmtpr.registry import MODELS
+
+
+@MODELS.register_module()
+class TPRRetriever(BaseModel):
+    """Text-based person retrieval with a dual-encoder backbone.
+
+    Follows MMEngine's three modes:
+
+    - ``loss``: training pairs (one caption per image) -> dict of losses
+      from the head (``loss_sdm``, ...).
+    - ``predict``: test samples (one image with all its captions) -> the data
+      samples with ``image_feat`` (D,) and ``text_feats`` (N_i, D) set, for
+      :class:`mmtpr.evaluation.TPRMetric`.
+    - ``tensor``: raw ``(image_feats, text_feats)``.
+
+    Args:
+        backbone (dict): config of the dual encoder, e.g.
+            :class:`OpenCLIPBackbone`.
+        head (dict): config of the loss head, e.g. :class:`SDMHead`.
+        data_preprocessor (dict, optional): defaults to
+            ``dict(type='TPRDataPreprocessor')``.
+        init_cfg (dict, optional): MMEngine init config.
+
+    Example:
+        >>> model = dict(
+        ...     type='TPRRetriever',
+        ...     backbone=dict(type='OpenCLIPBackbone', model_name='ViT-B-16'),
+        ...     head=dict(type='SDMHead', temperature=0.02),
+        ...     data_preprocessor=dict(type='TPRDataPreprocessor'))
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 head: dict,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='TPRDataPreprocessor')
+        if isinstance(data_preprocessor, dict):
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.head = MODELS.build(head)
+
+    def extract_feat(self, images: torch.Tensor, texts: torch.Tensor):
+        """(B, 3, H, W), (T, L) -> (B, D) image and (T, D) text features."""
+        return self.backbone.encode_image(images), \
+            self.backbone.encode_text(texts)
+
+    def forward(self,
+                images: torch.Tensor,
+                texts: torch.Tensor,
+                text_counts: Optional[Sequence[int]] = None,
+                data_samples: Optional[List[BaseDataElement]] = None,
+                mode: str = 'tensor'):
+        """Dispatch to :meth:`loss`, :meth:`predict` or raw features."""
+        if mode == 'loss':
+            return self.loss(images, texts, text_counts, data_samples)
+        if mode == 'predict':
+            return self.predict(images, texts, text_counts, data_samples)
+        if mode == 'tensor':
+            return self.extract_feat(images, texts)
+        raise ValueError(f"invalid mode '{mode}'; expected 'loss', "
+                         "'predict' or 'tensor'")
+
+    @staticmethod
+    def _pids(data_samples: Optional[List[BaseDataElement]],
+              device: torch.device) -> torch.Tensor:
+        if not data_samples:
+            raise ValueError('loss mode needs data_samples with person ids')
+        try:
+            pids = [int(sample.pid) for sample in data_samples]
+        except AttributeError as err:
+            raise KeyError("a data sample has no 'pid'; pack samples with "
+                           'PackTPRInputs') from err
+        return torch.tensor(pids, device=device)
+
+    def loss(self, images: torch.Tensor, texts: torch.Tensor,
+             text_counts: Optional[Sequence[int]],
+             data_samples: List[BaseDataElement]
+             ) -> Dict[str, torch.Tensor]:
+        """Losses of a batch of aligned (image, caption) pairs."""
+        if texts.shape[0] != images.shape[0] or (
+                text_counts is not None and any(n != 1 for n in text_counts)):
+            raise ValueError(
+                'training needs exactly one caption per image, got '
+                f'{texts.shape[0]} captions for {images.shape[0]} images; '
+                'build the training dataset with test_mode=False')
+        image_feats, text_feats = self.extract_feat(images, texts)
+        pids = self._pids(data_samples, image_feats.device)
+        return self.head.loss(image_feats, text_feats, pids)
+
+    def predict(self, images: torch.Tensor, texts: torch.Tensor,
+                text_counts: Optional[Sequence[int]],
+                data_samples: Optional[List[BaseDataElement]] = None
+                ) -> List[BaseDataElement]:
+        """Features of each image and of its captions, per data sample."""
+        if text_counts is None:
+            text_counts = [1] * images.shape[0]
+        if len(text_counts) != images.shape[0] or \
+                sum(text_counts) != texts.shape[0]:
+            raise ValueError(
+                f'text_counts {list(text_counts)} do not match '
+                f'{images.shape[0]} images and {texts.shape[0]} captions')
+        image_feats, text_feats = self.extract_feat(images, texts)
+        if data_samples is None:
+            data_samples = [BaseDataElement() for _ in range(len(images))]
+        per_image = torch.split(text_feats, list(text_counts))
+        for sample, image_feat, feats in zip(data_samples, image_feats,
+                                             per_image):
+            sample.set_data(dict(image_feat=image_feat.detach(),
+                                 text_feats=feats.detach()))
+        return data_samples
+
+

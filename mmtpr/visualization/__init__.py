@@ -1,0 +1,1 @@
+"""Visualizers of mmtpr (registered in :mod:`mmtpr.registry`)."""

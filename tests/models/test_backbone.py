@@ -1,0 +1,194 @@
+"""OpenCLIPBackbone: building, freezing, features and weight loading."""
+import copy
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from conftest import TINY_CLIP
+
+from mmtpr.models.backbones.open_clip_backbone import (
+    OpenCLIPBackbone,
+    is_torchscript_archive,
+    load_clip_state_dict,
+)
+from mmtpr.registry import MODELS
+
+
+def tiny(**kwargs):
+    cfg = dict(type='OpenCLIPBackbone', model_cfg=TINY_CLIP,
+               image_size=(64, 32))
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def test_shapes_and_features_match_open_clip_definitions():
+    torch.manual_seed(0)
+    backbone = tiny()
+    clip = backbone.clip
+    assert clip.visual.grid_size == (4, 2)
+    assert clip.visual.positional_embedding.shape == (4 * 2 + 1, 64)
+    images = torch.randn(3, 3, 64, 32)
+    texts = torch.zeros(2, 77, dtype=torch.long)
+    texts[:, 0] = 49406
+    texts[0, 1:4] = torch.tensor([320, 1929, 49407])
+    texts[1, 1:6] = torch.tensor([320, 2308, 530, 1774, 49407])
+    image_feats, text_feats = backbone(images, texts)
+    assert image_feats.shape == (3, 32) and text_feats.shape == (2, 32)
+    assert backbone.embed_dim == 32 and backbone.context_length == 77
+
+    # Image feature: CLS token after ln_post and the projection.
+    with torch.no_grad():
+        tokens = {}
+        handle = clip.visual.ln_post.register_forward_hook(
+            lambda m, i, o: tokens.setdefault('post', o))
+        clip.visual(images)
+        handle.remove()
+        post = tokens['post']
+        cls = post[:, 0] if post.dim() == 3 else post
+        assert torch.allclose(image_feats, cls @ clip.visual.proj, atol=1e-5)
+
+        # Text feature: the EOT (largest id) token after ln_final + proj.
+        x = clip.token_embedding(texts) + clip.positional_embedding
+        x = clip.ln_final(clip.transformer(x, attn_mask=clip.attn_mask))
+        eot = x[torch.arange(2), texts.argmax(-1)] @ clip.text_projection
+        assert torch.allclose(text_feats, eot, atol=1e-5)
+
+
+def test_freeze_flag_and_logit_scale():
+    frozen = tiny(freeze=True)
+    assert not any(p.requires_grad for p in frozen.parameters())
+    trainable = tiny(freeze=False)
+    names = {n for n, p in trainable.named_parameters() if p.requires_grad}
+    assert 'clip.visual.conv1.weight' in names
+    # CLIP's own temperature is never trained: the SDM head owns it.
+    assert 'clip.logit_scale' not in names
+    assert len(names) == sum(1 for _ in trainable.parameters()) - 1
+
+
+def test_text_length_mismatch_is_a_clear_error():
+    with pytest.raises(ValueError, match='expects 77'):
+        tiny().encode_text(torch.zeros(1, 32, dtype=torch.long))
+
+
+def test_vit_b16_at_384x128_on_meta_device():
+    with torch.device('meta'):
+        backbone = OpenCLIPBackbone('ViT-B-16', image_size=(384, 128))
+    clip = backbone.clip
+    assert clip.visual.grid_size == (24, 8)
+    assert tuple(clip.visual.positional_embedding.shape) == (193, 768)
+    assert tuple(clip.positional_embedding.shape) == (77, 512)
+    # methods.md 1.6: vision 86,189,568 + text 63,428,096 = 149,617,664
+    # (CLIP's unused logit_scale, 1 more, is not counted there).
+    params = dict(backbone.clip.named_parameters())
+    vision = sum(p.numel() for n, p in params.items()
+                 if n.startswith('visual.'))
+    assert vision == 86_189_568
+    assert sum(p.numel() for n, p in params.items()
+               if n != 'logit_scale') == 149_617_664
+
+
+def _save_torchscript_archive(clip: nn.Module, path: str,
+                              input_resolution: int) -> None:
+    """Write an archive shaped like OpenAI's: a scripted module whose state
+    dict has CLIP's keys plus input_resolution/context_length/vocab_size."""
+
+    class Archive(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            for name, child in clip.named_children():
+                self.add_module(name, child)
+            for name, param in clip.named_parameters(recurse=False):
+                self.register_parameter(name, param)
+            self.register_buffer('input_resolution',
+                                 torch.tensor(input_resolution))
+            self.register_buffer('context_length', torch.tensor(77))
+            self.register_buffer('vocab_size', torch.tensor(49408))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    torch.jit.save(torch.jit.script(Archive()), path)
+
+
+def test_torchscript_archive_loads_with_quick_gelu_and_resized_pos_embed(
+        tmp_path):
+    torch.manual_seed(0)
+    # "OpenAI" weights at a square 64x64 input: a 4x4 grid.
+    source = tiny(image_size=(64, 64), quick_gelu=True).clip
+    path = str(tmp_path / 'ViT-tiny.pt')
+    _save_torchscript_archive(source, path, input_resolution=64)
+    assert is_torchscript_archive(path)
+    state = load_clip_state_dict(path)
+    assert 'input_resolution' not in state and 'vocab_size' not in state
+
+    # Load into 128x32 (an 8x2 grid); QuickGELU is chosen automatically.
+    backbone = tiny(pretrained=path, image_size=(128, 32))
+    act = backbone.clip.visual.transformer.resblocks[0].mlp.gelu
+    assert type(act).__name__ == 'QuickGELU'
+    old = source.visual.positional_embedding.detach()
+    grid = old[1:].reshape(1, 4, 4, -1).permute(0, 3, 1, 2)
+    expected = F.interpolate(grid, size=(8, 2), mode='bilinear',
+                             align_corners=False)
+    expected = torch.cat(
+        [old[:1], expected.permute(0, 2, 3, 1).reshape(16, -1)])
+    assert torch.allclose(backbone.clip.visual.positional_embedding,
+                          expected, atol=1e-6)
+    # Everything else is copied exactly.
+    assert torch.equal(backbone.clip.visual.conv1.weight,
+                       source.visual.conv1.weight)
+    assert torch.equal(backbone.clip.token_embedding.weight,
+                       source.token_embedding.weight)
+
+
+@pytest.mark.parametrize('fmt', ['pth', 'nested', 'safetensors'])
+def test_state_dict_files_load(tmp_path, fmt):
+    torch.manual_seed(1)
+    source = tiny().clip
+    state = copy.deepcopy(source.state_dict())
+    if fmt == 'safetensors':
+        from safetensors.torch import save_file
+        path = str(tmp_path / 'clip.safetensors')
+        save_file({k: v.contiguous() for k, v in state.items()}, path)
+    elif fmt == 'nested':
+        path = str(tmp_path / 'clip_nested.pth')
+        torch.save({'state_dict': {'module.' + k: v
+                                   for k, v in state.items()}}, path)
+    else:
+        path = str(tmp_path / 'clip.pth')
+        torch.save(state, path)
+    torch.manual_seed(2)
+    backbone = tiny(pretrained=path)
+    for key, value in backbone.clip.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    act = backbone.clip.visual.transformer.resblocks[0].mlp.gelu
+    assert type(act).__name__ == 'GELU'
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path):
+    path = str(tmp_path / 'other.pth')
+    cfg = copy.deepcopy(TINY_CLIP)
+    cfg['vision_cfg']['layers'] = 3
+    torch.save(tiny(model_cfg=cfg).clip.state_dict(), path)
+    with pytest.raises(KeyError, match='unexpected'):
+        tiny(pretrained=path)
+
+
+def test_missing_weights_file_says_where_to_get_them(tmp_path):
+    missing = osp.join(str(tmp_path), 'checkpoints', 'ViT-B-16.pt')
+    with pytest.raises(FileNotFoundError) as info:
+        tiny(pretrained=missing)
+    message = str(info.value)
+    assert missing in message
+    assert 'get_pretrained_cfg("ViT-B-16", "openai")' in message
+    assert 'timm/vit_base_patch16_clip_224.openai' in message
+
+
+def test_unknown_tag_and_model_are_clear_errors():
+    with pytest.raises(ValueError, match="open_clip pretrained tag of "
+                       "'ViT-B-16'.*openai"):
+        OpenCLIPBackbone('ViT-B-16', pretrained='no-such-tag')
+    with pytest.raises(KeyError, match="unknown open_clip model 'ViT-Nope'"):
+        OpenCLIPBackbone('ViT-Nope')
