@@ -2,6 +2,7 @@
 load_from and test on a tiny SynthPedes with a tiny CLIP."""
 import glob
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -23,7 +24,7 @@ def tiny_cfg(work_dir, data_root, max_epochs=2, **extra):
     cfg.model.backbone.model_cfg = dict(
         embed_dim=32,
         vision_cfg=dict(layers=1, width=32, head_width=16, patch_size=16),
-        text_cfg=dict(context_length=77, vocab_size=49408, width=32,
+        text_cfg=dict(context_length=64, vocab_size=49408, width=32,
                       heads=2, layers=1))
     cfg.train_cfg.max_epochs = max_epochs
     cfg.train_cfg.val_interval = 1
@@ -92,3 +93,54 @@ def test_resume_continues_from_the_last_checkpoint(trained, tmp_path):
     state = second.optim_wrapper.optimizer.state_dict()['state']
     step = next(iter(state.values()))['step']
     assert int(step) == runner.iter
+
+
+def test_tools_test_py_reproduces_the_metrics(trained, tmp_path):
+    """`python tools/test.py CONFIG CHECKPOINT` prints the metrics of the
+    in-memory model."""
+    import subprocess
+    import sys
+
+    runner, data_root, base = trained
+    cfg = tiny_cfg(base / 'cli', data_root)
+    config = str(tmp_path / 'tiny.py')
+    cfg.dump(config)
+    ckpt = osp.join(str(base / 'full'), 'epoch_2.pth')
+    expected = Runner.from_cfg(tiny_cfg(base / 'cli2', data_root,
+                                        load_from=ckpt)).test()
+    out = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'test.py'), config, ckpt,
+         '--work-dir', str(tmp_path / 'work')],
+        capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr[-2000:]
+    last = out.stdout.strip().splitlines()[-1]
+    printed = {k: float(v) for k, v in re.findall(r'(tpr/\w+): ([\d.]+)',
+                                                  last)}
+    assert printed == {k: pytest.approx(v, abs=0.006)
+                       for k, v in expected.items()}
+
+
+def test_tools_train_py_trains_and_resumes(trained, tmp_path):
+    """`tools/train.py` with --work-dir, --cfg-options and --resume."""
+    import subprocess
+    import sys
+
+    _, data_root, base = trained
+    config = str(tmp_path / 'tiny.py')
+    tiny_cfg(base / 'unused', data_root).dump(config)
+    work = str(tmp_path / 'work')
+
+    def train(*args):
+        out = subprocess.run(
+            [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
+             '--work-dir', work, *args],
+            capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out
+
+    train('--cfg-options', 'train_cfg.max_epochs=1')
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+    assert not osp.exists(osp.join(work, 'epoch_2.pth'))
+    out = train('--resume')
+    assert 'resumed epoch: 1' in out.stdout + out.stderr
+    assert osp.isfile(osp.join(work, 'epoch_2.pth'))

@@ -65,7 +65,7 @@ def main():
     print(f'chance R@1 = {chance:.2f}; R@1 is {r1 / chance:.1f}x chance')
     print(f'training {train_time:.0f} s, test {test_time:.0f} s')
     print('reproduce: python tools/test.py '
-          f'{osp.relpath(args.config)} {best}')
+          f'{osp.relpath(args.config)} {osp.relpath(best)}')
     print('=' * 64)
 
 

@@ -4,12 +4,12 @@
 _base_ = ['../_base_/default_runtime.py']
 
 image_size = (128, 48)  # (height, width)
-context_length = 77
+context_length = 64  # SynthPedes captions have at most ~55 tokens
 
 # A tiny open_clip model built from a dict (no weights to download).
 tiny_clip = dict(
     embed_dim=128,
-    vision_cfg=dict(layers=4, width=128, head_width=32, patch_size=16,
+    vision_cfg=dict(layers=3, width=128, head_width=32, patch_size=16,
                     mlp_ratio=2.0),
     text_cfg=dict(context_length=context_length, vocab_size=49408,
                   width=128, heads=4, layers=3, mlp_ratio=2.0),
@@ -18,7 +18,10 @@ model = dict(
     type='TPRRetriever',
     backbone=dict(type='OpenCLIPBackbone', model_cfg=tiny_clip,
                   pretrained=None, image_size=image_size, freeze=False),
-    head=dict(type='SDMHead', temperature=0.02),
+    # Trained from scratch, the features start nearly identical; a fixed
+    # logit scale of 50 (the papers' value for pretrained CLIP) makes the
+    # SDM loss collapse to a uniform prediction. Learn it from CLIP's 1/0.07.
+    head=dict(type='SDMHead', temperature=0.07, learnable_scale=True),
     data_preprocessor=dict(type='TPRDataPreprocessor', to_rgb=True),
 )
 
@@ -64,10 +67,10 @@ test_dataloader = dict(
 val_evaluator = dict(type='TPRMetric')
 test_evaluator = val_evaluator
 
-max_epochs = 20
+max_epochs = 12
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.98), eps=1e-6,
+    optimizer=dict(type='AdamW', lr=5e-4, betas=(0.9, 0.98), eps=1e-6,
                    weight_decay=0.05),
     paramwise_cfg=dict(custom_keys={'bias': dict(decay_mult=0.0)}),
 )
@@ -76,10 +79,10 @@ param_scheduler = [
          total_steps=max_epochs, eta_min_ratio=0.01, by_epoch=True,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=3)
 val_cfg = dict()
 test_cfg = dict()
 
 default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(interval=5, max_keep_ckpts=1))
+                     checkpoint=dict(interval=3, max_keep_ckpts=1))
 randomness = dict(seed=0, deterministic=False)

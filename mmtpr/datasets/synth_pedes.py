@@ -9,7 +9,7 @@ from mmengine.logging import print_log
 from mmtpr.registry import DATASETS
 
 from .cuhk_pedes import CUHKPEDES
-from .synth_generator import SYNTH_META_FILE, generate_synth_pedes
+from .synth import SYNTH_META_FILE, generate_synth_pedes
 
 
 @DATASETS.register_module()

@@ -6,8 +6,8 @@ import re
 import pytest
 from PIL import Image
 
-import mmtpr.datasets.synth_generator as sg
-from mmtpr.datasets.synth_generator import (
+import mmtpr.datasets.synth.generator as sg
+from mmtpr.datasets.synth import (
     SYNTH_ATTR_FILE,
     SYNTH_FORMAT_VERSION,
     SYNTH_META_FILE,

@@ -113,6 +113,7 @@ def _save_torchscript_archive(clip: nn.Module, path: str,
     torch.jit.save(torch.jit.script(Archive()), path)
 
 
+@pytest.mark.filterwarnings('ignore:`torch.jit.*deprecated:FutureWarning')
 def test_torchscript_archive_loads_with_quick_gelu_and_resized_pos_embed(
         tmp_path):
     torch.manual_seed(0)
@@ -192,3 +193,31 @@ def test_unknown_tag_and_model_are_clear_errors():
         OpenCLIPBackbone('ViT-B-16', pretrained='no-such-tag')
     with pytest.raises(KeyError, match="unknown open_clip model 'ViT-Nope'"):
         OpenCLIPBackbone('ViT-Nope')
+
+
+def test_open_clip_tag_is_downloaded_by_open_clip_then_loaded(tmp_path,
+                                                              monkeypatch):
+    """A tag goes through open_clip's downloader (stubbed: no network in
+    tests); 'openai' turns QuickGELU on."""
+    import open_clip
+
+    source = tiny(quick_gelu=True).clip
+    path = str(tmp_path / 'open_clip_model.safetensors')
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()},
+              path)
+    asked = {}
+
+    def fake_download(cfg, *args, **kwargs):
+        asked.update(cfg)
+        return path
+
+    monkeypatch.setattr(open_clip, 'download_pretrained', fake_download)
+    backbone = MODELS.build(
+        dict(type='OpenCLIPBackbone', model_name='ViT-B-16',
+             model_cfg=TINY_CLIP, image_size=(64, 32), pretrained='openai'))
+    assert 'openaipublic' in asked['url']
+    act = backbone.clip.visual.transformer.resblocks[0].mlp.gelu
+    assert type(act).__name__ == 'QuickGELU'
+    assert torch.equal(backbone.clip.visual.conv1.weight,
+                       source.visual.conv1.weight)
