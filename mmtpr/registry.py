@@ -58,3 +58,9 @@ VISUALIZERS = _child('visualizer', mmpretrain_registry.VISUALIZERS,
                      'mmtpr.visualization')
 VISBACKENDS = _child('vis_backend', mmpretrain_registry.VISBACKENDS,
                      'mmtpr.visualization')
+
+# PETL techniques (KVLoRA, ScaledPrefix, LNAdapter, ...): a domain registry
+# of its own, since they are not standalone models but modules that
+# OpenCLIPBackbone injects into CLIP's blocks.
+PETL = Registry('petl technique', scope='mmtpr',
+                locations=['mmtpr.models.petl'])

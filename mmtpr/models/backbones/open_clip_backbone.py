@@ -4,7 +4,7 @@ import math
 import os
 import os.path as osp
 import zipfile
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import open_clip
 import torch
@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from mmtpr.registry import MODELS
+from mmtpr.registry import MODELS, PETL
+
+from ..petl import freeze_except_petl
 
 # OpenAI's TorchScript archives keep these non-weight entries in their
 # state dict; open_clip's CLIP has no such buffers.
@@ -153,7 +155,12 @@ class OpenCLIPBackbone(BaseModule):
             is resized when loading weights of another image size.
             'bilinear' (without antialiasing) matches IRRA. Defaults to
             'bilinear'.
-        freeze (bool): freeze every CLIP parameter. Defaults to True.
+        freeze (bool): freeze every CLIP parameter; only the PETL modules
+            stay trainable. Defaults to True.
+        petl (list[dict], optional): PETL techniques injected into CLIP
+            after the weights are loaded, in order, e.g.
+            ``[dict(type='KVLoRA', rank=32), dict(type='LNAdapter')]``;
+            see :mod:`mmtpr.models.petl`. Defaults to None.
         init_cfg (dict, optional): MMEngine init config. Defaults to None.
 
     Example:
@@ -170,6 +177,7 @@ class OpenCLIPBackbone(BaseModule):
                  quick_gelu: Optional[bool] = None,
                  pos_embed_interpolation: str = 'bilinear',
                  freeze: bool = True,
+                 petl: Optional[List[dict]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.model_name = model_name
@@ -186,10 +194,28 @@ class OpenCLIPBackbone(BaseModule):
         if weights_path is not None:
             self.load_clip_weights(weights_path)
 
+        for cfg in petl or []:
+            self._inject(cfg)
+
         self.freeze = freeze
-        for name, param in self.clip.named_parameters():
-            if freeze or name in ('logit_scale', 'logit_bias'):
+        if freeze:
+            freeze_except_petl(self.clip)
+        for name in ('logit_scale', 'logit_bias'):
+            param = getattr(self.clip, name, None)
+            if isinstance(param, nn.Parameter):
                 param.requires_grad_(False)
+
+    def _inject(self, cfg: dict) -> None:
+        if not isinstance(cfg, dict) or 'type' not in cfg:
+            raise TypeError(f'each petl entry must be a dict with a type, '
+                            f'got {cfg!r}')
+        args = dict(cfg)
+        name = args.pop('type')
+        technique = PETL.get(name) if isinstance(name, str) else name
+        if technique is None:
+            raise KeyError(f"unknown PETL technique '{name}'; registered: "
+                           f'{sorted(PETL.module_dict)}')
+        technique.inject(self.clip, **args)
 
     @staticmethod
     def _build_clip(model_name: str, model_cfg: Optional[dict],
