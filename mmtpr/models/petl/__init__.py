@@ -5,8 +5,7 @@ from .attention import PETLAttention
 from .block import PETLBlock
 from .lora import KVLoRA
 from .prefix import ScaledPrefix
-from .utils import (PETLModule, freeze_except_petl, petl_blocks,
-                    resolve_layers)
+from .utils import PETLModule, freeze_except_petl, petl_blocks, resolve_layers
 
 __all__ = [
     'KVLoRA', 'LNAdapter', 'PETLAttention', 'PETLBlock', 'PETLModule',

@@ -7,8 +7,14 @@ import torch
 import torch.nn as nn
 from conftest import TINY_CLIP
 
-from mmtpr.models.petl import (KVLoRA, LNAdapter, PETLAttention, PETLBlock,
-                               ScaledPrefix, resolve_layers)
+from mmtpr.models.petl import (
+    KVLoRA,
+    LNAdapter,
+    PETLAttention,
+    PETLBlock,
+    ScaledPrefix,
+    resolve_layers,
+)
 from mmtpr.registry import MODELS
 
 
