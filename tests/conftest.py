@@ -62,3 +62,34 @@ def cuhk_records():
 @pytest.fixture
 def cuhk_root(tmp_path):
     return write_cuhk_like(tmp_path / 'CUHK-PEDES', cuhk_records())
+
+
+DEMO_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                          'configs', 'demo', 'clip_tiny_synth.py')
+
+
+def tiny_cfg(work_dir, data_root, max_epochs=2, **extra):
+    """The demo config shrunk to seconds: a 1-layer CLIP on a tiny
+    SynthPedes."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(DEMO_CONFIG)
+    synth = dict(data_root=data_root, num_ids=[12, 4, 4], images_per_id=2,
+                 image_size=[64, 32], seed=3)
+    for split in ('train', 'val', 'test'):
+        loader = cfg[f'{split}_dataloader']
+        loader.dataset.update(synth)
+        loader.update(batch_size=8, num_workers=0, persistent_workers=False)
+    cfg.model.backbone.model_cfg = dict(
+        embed_dim=32,
+        vision_cfg=dict(layers=1, width=32, head_width=16, patch_size=16),
+        text_cfg=dict(context_length=64, vocab_size=49408, width=32,
+                      heads=2, layers=1))
+    cfg.train_cfg.max_epochs = max_epochs
+    cfg.train_cfg.val_interval = 1
+    cfg.param_scheduler[0].total_steps = 2  # the same schedule when resumed
+    cfg.default_hooks.checkpoint.update(interval=1, max_keep_ckpts=5)
+    cfg.default_hooks.logger.interval = 1
+    cfg.work_dir = str(work_dir)
+    cfg.experiment_name = osp.basename(str(work_dir))
+    cfg.merge_from_dict(extra)
+    return cfg

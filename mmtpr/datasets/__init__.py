@@ -5,8 +5,10 @@ import mmpretrain.datasets.transforms  # noqa: F401
 
 from .base_tpr_dataset import AnnotationError, BaseTPRDataset
 from .cuhk_pedes import CUHKPEDES
+from .icfg_pedes import ICFGPEDES
+from .rstpreid import RSTPReid
 from .synth_pedes import SynthPedes, prepare_synth_pedes
 from .transforms import *  # noqa: F401,F403
 
-__all__ = ['AnnotationError', 'BaseTPRDataset', 'CUHKPEDES', 'SynthPedes',
-           'prepare_synth_pedes']
+__all__ = ['AnnotationError', 'BaseTPRDataset', 'CUHKPEDES', 'ICFGPEDES',
+           'RSTPReid', 'SynthPedes', 'prepare_synth_pedes']

@@ -76,6 +76,28 @@ class BaseTPRDataset(BaseDataset):
         raise NotImplementedError
 
     # -- shared -------------------------------------------------------------
+    def parse_cuhk_style_record(self, index: int, record: Any,
+                                path_key: str) -> Dict[str, Any]:
+        """Read a record of the IRRA-family schema: ``split``, ``id``,
+        ``captions`` and the image path under ``path_key``. A split other
+        than 'train' and 'test' counts as 'val', as in the reference."""
+        split = self._require(index, record, 'split')
+        if not isinstance(split, str):
+            raise self._fail(index, f"'split' must be a string, got {split!r}")
+        if split not in ('train', 'test'):
+            split = 'val'
+        img_path = self._require(index, record, path_key)
+        if not isinstance(img_path, str) or not img_path:
+            raise self._fail(index, f"'{path_key}' must be a non-empty path "
+                             f'string, got {img_path!r}')
+        return dict(
+            split=split,
+            person_id=self._person_id(index,
+                                      self._require(index, record, 'id')),
+            img_path=img_path,
+            captions=self._captions(index,
+                                    self._require(index, record, 'captions')))
+
     def _fail(self, index: int, message: str) -> AnnotationError:
         return AnnotationError(f'{self.ann_file}: record {index}: {message}')
 

@@ -48,19 +48,4 @@ class CUHKPEDES(BaseTPRDataset):
 
     def parse_record(self, index: int, record: Any) -> Dict[str, Any]:
         """Read one reid_raw.json record."""
-        split = self._require(index, record, 'split')
-        if not isinstance(split, str):
-            raise self._fail(index, f"'split' must be a string, got {split!r}")
-        if split not in ('train', 'test'):
-            split = 'val'
-        img_path = self._require(index, record, 'file_path')
-        if not isinstance(img_path, str) or not img_path:
-            raise self._fail(index, "'file_path' must be a non-empty path "
-                             f'string, got {img_path!r}')
-        return dict(
-            split=split,
-            person_id=self._person_id(index,
-                                      self._require(index, record, 'id')),
-            img_path=img_path,
-            captions=self._captions(index,
-                                    self._require(index, record, 'captions')))
+        return self.parse_cuhk_style_record(index, record, 'file_path')
