@@ -1,0 +1,153 @@
+"""Training-step time and peak memory of PETL methods on full CLIP ViT-B/16.
+
+Runs each variant in its own process (so its peak RSS is its own), in
+interleaved rounds (so machine noise hits every variant alike), and prints
+the medians side by side with the ratio to the frozen-CLIP baseline::
+
+    python benchmarks/petl_train_step.py --variants frozen up_person
+
+Variants (ViT-B/16 at 384x128, random weights: no download needed):
+
+- ``frozen``: frozen CLIP, the step of a method that trains nothing inside
+  the towers: forward of both towers, SDM loss, backward through both
+  towers down to their (trainable) positional embeddings, optimizer step.
+  That is the irreducible cost of back-propagating through frozen CLIP,
+  which every PETL method with modules in every block pays.
+- ``frozen_inference``: the forward pass alone (no graph), for reference.
+- ``up_person``: S-Prefix (P=10) + KV-LoRA (r=32) + L-Adapter (8), all
+  blocks of both towers; only those are trained.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+VARIANTS = {
+    'frozen': None,
+    'frozen_inference': None,
+    'up_person': [
+        dict(type='ScaledPrefix', length=10, sp_init=100.0),
+        dict(type='KVLoRA', rank=32),
+        dict(type='LNAdapter', reduction=8),
+    ],
+}
+
+
+def run_variant(name: str, batch_size: int, steps: int, warmup: int,
+                threads: int) -> dict:
+    """Measure one variant in this process; returns a dict of numbers."""
+    import torch
+
+    import mmtpr  # noqa: F401
+    from mmtpr.registry import MODELS
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = MODELS.build(
+        dict(type='TPRRetriever',
+             backbone=dict(type='OpenCLIPBackbone', model_name='ViT-B-16',
+                           image_size=(384, 128), freeze=True,
+                           petl=VARIANTS[name]),
+             head=dict(type='SDMHead', temperature=0.02)))
+    clip = model.backbone.clip
+    if name == 'frozen':
+        # the inputs of both transformers become trainable, so backward
+        # runs through every frozen block (without weight gradients)
+        clip.positional_embedding.requires_grad_(True)
+        clip.visual.positional_embedding.requires_grad_(True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=1e-4, eps=1e-3) \
+        if params else None
+    images = torch.randn(batch_size, 3, 384, 128)
+    texts = torch.randint(1, 49405, (batch_size, 77))
+    texts[:, 0], texts[:, 30] = 49406, 49407
+    texts[:, 31:] = 0
+    pids = torch.arange(batch_size) // 2
+    rss_before = _peak_rss_mb()
+
+    def step():
+        if name == 'frozen_inference':
+            with torch.no_grad():
+                model.extract_feat(images, texts)
+            return
+        image_feats, text_feats = model.extract_feat(images, texts)
+        loss = model.head.loss(image_feats, text_feats, pids)['loss_sdm']
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        step()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return dict(
+        variant=name,
+        step_s=statistics.median(times),
+        peak_rss_mb=_peak_rss_mb(),
+        model_rss_mb=rss_before,
+        trainable=sum(p.numel() for p in params))
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--variants', nargs='+', default=list(VARIANTS),
+                        choices=list(VARIANTS))
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--steps', type=int, default=3,
+                        help='measured steps per process')
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--rounds', type=int, default=2,
+                        help='interleaved processes per variant')
+    parser.add_argument('--threads', type=int, default=os.cpu_count())
+    parser.add_argument('--child', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        print(json.dumps(run_variant(args.child, args.batch_size, args.steps,
+                                     args.warmup, args.threads)))
+        return
+
+    results = {name: [] for name in args.variants}
+    for round_ in range(args.rounds):
+        for name in args.variants:
+            cmd = [sys.executable, __file__, '--child', name,
+                   '--batch-size', str(args.batch_size), '--steps',
+                   str(args.steps), '--warmup', str(args.warmup),
+                   '--threads', str(args.threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True,
+                                 check=True)
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            results[name].append(res)
+            print(f'round {round_ + 1} {name}: {res["step_s"]:.2f} s/step, '
+                  f'peak RSS {res["peak_rss_mb"]:.0f} MB', flush=True)
+
+    base = results.get('frozen')
+    base_time = statistics.median(r['step_s'] for r in base) if base \
+        else None
+    base_mem = statistics.median(r['peak_rss_mb'] for r in base) if base \
+        else None
+    print(f'\nCLIP ViT-B/16 384x128, batch {args.batch_size}, '
+          f'{args.threads} threads, median of {args.rounds} processes x '
+          f'{args.steps} steps')
+    print(f'{"variant":<18}{"trainable":>12}{"s/step":>10}{"vs frozen":>11}'
+          f'{"peak RSS MB":>13}{"vs frozen":>11}')
+    for name, runs in results.items():
+        t = statistics.median(r['step_s'] for r in runs)
+        m = statistics.median(r['peak_rss_mb'] for r in runs)
+        rel_t = f'{t / base_time:.2f}x' if base_time else '-'
+        rel_m = f'{m / base_mem:.2f}x' if base_mem else '-'
+        print(f'{name:<18}{runs[0]["trainable"]:>12,}{t:>10.2f}{rel_t:>11}'
+              f'{m:>13.0f}{rel_m:>11}')
+
+
+if __name__ == '__main__':
+    main()
