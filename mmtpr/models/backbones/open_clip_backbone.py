@@ -301,17 +301,42 @@ class OpenCLIPBackbone(BaseModule):
         """Number of text tokens the text tower expects."""
         return int(self.clip.context_length)
 
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) normalised images -> (B, D) CLS features."""
+    def _routers(self, tower: str) -> List[nn.Module]:
+        root = self.clip.visual if tower == 'visual' else self.clip.transformer
+        return [m for m in root.modules() if hasattr(m, 'set_context')]
+
+    def aux_losses(self) -> List[torch.Tensor]:
+        """The auxiliary losses (e.g. load balancing) that the PETL modules
+        computed in the last forward, one per module."""
+        return [m.aux_loss for m in self.clip.modules()
+                if getattr(m, 'aux_loss', None) is not None]
+
+    def encode_image(self, images: torch.Tensor,
+                     domains: Optional[torch.Tensor] = None
+                     ) -> torch.Tensor:
+        """(B, 3, H, W) normalised images -> (B, D) CLS features.
+
+        ``domains`` (B,) selects the routers' domain prompts, if any.
+        """
+        for router in self._routers('visual'):
+            router.set_context(domains=domains)
         return self.clip.encode_image(images)
 
-    def encode_text(self, texts: torch.Tensor) -> torch.Tensor:
+    def encode_text(self, texts: torch.Tensor,
+                    domains: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(T, L) token ids -> (T, D) EOT features."""
         if texts.shape[-1] != self.context_length:
             raise ValueError(
                 f'texts have {texts.shape[-1]} tokens, the text tower expects '
                 f'{self.context_length}; set the tokenizer context_length to '
                 'match')
+        routers = self._routers('text')
+        if routers:
+            # tokens up to and including EOT (the largest id) are real
+            positions = torch.arange(texts.shape[-1], device=texts.device)
+            valid = positions <= texts.argmax(-1, keepdim=True)
+            for router in routers:
+                router.set_context(domains=domains, token_mask=valid)
         return self.clip.encode_text(texts)
 
     def forward(self, images: torch.Tensor,

@@ -1,4 +1,5 @@
 """Losses of mmtpr."""
+from .load_balance_loss import LoadBalanceLoss
 from .sdm_loss import SDMLoss, sdm_loss
 
-__all__ = ['SDMLoss', 'sdm_loss']
+__all__ = ['LoadBalanceLoss', 'SDMLoss', 'sdm_loss']

@@ -4,10 +4,12 @@ from .adapter import LNAdapter
 from .attention import PETLAttention
 from .block import PETLBlock
 from .lora import KVLoRA
+from .moa import MixtureOfAdapters
 from .prefix import ScaledPrefix
 from .utils import PETLModule, freeze_except_petl, petl_blocks, resolve_layers
 
 __all__ = [
-    'KVLoRA', 'LNAdapter', 'PETLAttention', 'PETLBlock', 'PETLModule',
-    'ScaledPrefix', 'freeze_except_petl', 'petl_blocks', 'resolve_layers'
+    'KVLoRA', 'LNAdapter', 'MixtureOfAdapters', 'PETLAttention',
+    'PETLBlock', 'PETLModule', 'ScaledPrefix', 'freeze_except_petl',
+    'petl_blocks', 'resolve_layers'
 ]

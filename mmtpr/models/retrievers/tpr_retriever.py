@@ -27,6 +27,10 @@ class TPRRetriever(BaseModel):
         head (dict): config of the loss head, e.g. :class:`SDMHead`.
         data_preprocessor (dict, optional): defaults to
             ``dict(type='TPRDataPreprocessor')``.
+        aux_loss (dict, optional): loss over the auxiliary terms that PETL
+            modules produce (e.g. ``dict(type='LoadBalanceLoss',
+            loss_weight=0.5)`` for DM-Adapter), reported as its
+            ``loss_name``. Defaults to None.
         init_cfg (dict, optional): MMEngine init config.
 
     Example:
@@ -41,6 +45,7 @@ class TPRRetriever(BaseModel):
                  backbone: dict,
                  head: dict,
                  data_preprocessor: Optional[dict] = None,
+                 aux_loss: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='TPRDataPreprocessor')
@@ -50,11 +55,27 @@ class TPRRetriever(BaseModel):
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.head = MODELS.build(head)
+        self.aux_loss = MODELS.build(aux_loss) if aux_loss else None
 
-    def extract_feat(self, images: torch.Tensor, texts: torch.Tensor):
-        """(B, 3, H, W), (T, L) -> (B, D) image and (T, D) text features."""
-        return self.backbone.encode_image(images), \
-            self.backbone.encode_text(texts)
+    def extract_feat(self, images: torch.Tensor, texts: torch.Tensor,
+                     domains: Optional[torch.Tensor] = None,
+                     text_domains: Optional[torch.Tensor] = None):
+        """(B, 3, H, W), (T, L) -> (B, D) image and (T, D) text features.
+
+        ``domains`` / ``text_domains`` give each image / caption's domain
+        index for domain-aware routers; None means domain 0.
+        """
+        return self.backbone.encode_image(images, domains), \
+            self.backbone.encode_text(texts, text_domains)
+
+    @staticmethod
+    def _domains(data_samples, counts, device):
+        if not data_samples or not any('domain' in s for s in data_samples):
+            return None, None
+        domains = torch.tensor([int(s.get('domain', 0)) for s in
+                                data_samples], device=device)
+        return domains, torch.repeat_interleave(
+            domains, torch.tensor(list(counts), device=device))
 
     def forward(self,
                 images: torch.Tensor,
@@ -95,9 +116,19 @@ class TPRRetriever(BaseModel):
                 'training needs exactly one caption per image, got '
                 f'{texts.shape[0]} captions for {images.shape[0]} images; '
                 'build the training dataset with test_mode=False')
-        image_feats, text_feats = self.extract_feat(images, texts)
+        domains, text_domains = self._domains(
+            data_samples, [1] * len(images), images.device)
+        image_feats, text_feats = self.extract_feat(images, texts, domains,
+                                                    text_domains)
         pids = self._pids(data_samples, image_feats.device)
-        return self.head.loss(image_feats, text_feats, pids)
+        losses = self.head.loss(image_feats, text_feats, pids)
+        if self.aux_loss is not None:
+            aux = self.backbone.aux_losses()
+            if not aux:
+                raise ValueError('aux_loss is set but no PETL module of the '
+                                 'backbone produces an auxiliary loss')
+            losses[self.aux_loss.loss_name] = self.aux_loss(aux)
+        return losses
 
     def predict(self, images: torch.Tensor, texts: torch.Tensor,
                 text_counts: Optional[Sequence[int]],
@@ -111,7 +142,10 @@ class TPRRetriever(BaseModel):
             raise ValueError(
                 f'text_counts {list(text_counts)} do not match '
                 f'{images.shape[0]} images and {texts.shape[0]} captions')
-        image_feats, text_feats = self.extract_feat(images, texts)
+        domains, text_domains = self._domains(data_samples, text_counts,
+                                              images.device)
+        image_feats, text_feats = self.extract_feat(images, texts, domains,
+                                                    text_domains)
         if data_samples is None:
             data_samples = [BaseDataElement() for _ in range(len(images))]
         per_image = torch.split(text_feats, list(text_counts))
