@@ -75,10 +75,13 @@ def test_config_builds(path):
             assert split == 'val' and cfg.get('val_cfg') is None
             assert cfg.default_hooks.checkpoint.save_best is None
             continue
+        datasets = loader.dataset.get('datasets', [loader.dataset])
         assert DATASETS.get(loader.dataset.type) is not None
-        for step in loader.dataset.pipeline:
-            TRANSFORMS.build(step)
-        assert loader.dataset.split == split
+        for dataset in datasets:
+            assert DATASETS.get(dataset.type) is not None
+            for step in dataset.pipeline:
+                TRANSFORMS.build(step)
+            assert dataset.split == split
     for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
         if evaluator is not None:
             METRICS.build(evaluator)
@@ -130,3 +133,28 @@ def test_schedule_lr_per_epoch_matches_the_reference():
                 for e in range(6, 61)]
     assert factors[5:] == pytest.approx(expected, abs=1e-9)
     assert factors[-1] == pytest.approx(0.000815, abs=1e-5)
+
+
+@pytest.mark.parametrize('data, dataset', [
+    ('cuhk', 'CUHKPEDES'), ('icfg', 'ICFGPEDES'), ('rstp', 'RSTPReid')])
+def test_dm_adapter_recipe(data, dataset):
+    """methods.md 2.1, 2.5, 3."""
+    cfg = Config.fromfile(osp.join(ROOT, f'configs/dm_adapter/'
+                                   f'clip_b16_{data}.py'))
+    backbone = cfg.model.backbone
+    assert backbone.freeze and tuple(backbone.image_size) == (384, 128)
+    moa, = backbone.petl
+    assert (moa.type, moa.num_experts, moa.top_k, moa.reduction,
+            moa.scales) == ('MixtureOfAdapters', 6, 2, 8,
+                            dict(visual=0.1, text=4.0))
+    assert cfg.model.aux_loss == dict(type='LoadBalanceLoss',
+                                      loss_weight=0.5)
+    opt = cfg.optim_wrapper
+    assert (opt.optimizer.type, opt.optimizer.lr, opt.optimizer.eps,
+            opt.optimizer.weight_decay) == ('Adam', 3e-4, 1e-3, 4e-5)
+    assert opt.paramwise_cfg.custom_keys == {
+        'bias': dict(lr_mult=2.0, decay_mult=0.0)}
+    assert cfg.train_dataloader.batch_size == 128
+    assert cfg.train_dataloader.dataset.type == dataset
+    assert cfg.custom_hooks[0].type == 'LoadBalanceLossHook'
+    assert cfg.train_cfg.max_epochs == 60

@@ -40,6 +40,11 @@ class BaseTPRDataset(BaseDataset):
         test_mode (bool, optional): item layout (see above). None means
             ``split != 'train'``. Defaults to None.
         pipeline (list): transforms. Defaults to ().
+        domain (int): domain index written into every item, for
+            domain-aware routers when several datasets are trained together
+            (DM-Adapter with ``num_domains > 1``). Defaults to 0.
+        pid_offset (int): added to every remapped ``pid``, so that
+            concatenated datasets do not share person ids. Defaults to 0.
         **kwargs: other arguments of :class:`mmengine.dataset.BaseDataset`.
     """
 
@@ -53,10 +58,17 @@ class BaseTPRDataset(BaseDataset):
                  data_prefix: Optional[dict] = None,
                  test_mode: Optional[bool] = None,
                  pipeline: Sequence = (),
+                 domain: int = 0,
+                 pid_offset: int = 0,
                  **kwargs) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got '{split}'")
         self.split = split
+        self.domain = int(domain)
+        self.pid_offset = int(pid_offset)
+        if self.domain < 0 or self.pid_offset < 0:
+            raise ValueError('domain and pid_offset must be >= 0, got '
+                             f'{domain} and {pid_offset}')
         if test_mode is None:
             test_mode = split != 'train'
         if data_prefix is None:
@@ -161,7 +173,8 @@ class BaseTPRDataset(BaseDataset):
                 f'(splits present: {found})')
 
         raw_ids = sorted({r['person_id'] for r in selected})
-        remap = {raw: new for new, raw in enumerate(raw_ids)}
+        remap = {raw: self.pid_offset + new for new, raw in
+                 enumerate(raw_ids)}
         img_root = self.data_prefix.get('img_path', '')
         data_list = []
         num_captions = 0
@@ -170,7 +183,8 @@ class BaseTPRDataset(BaseDataset):
                 img_path=osp.join(img_root, rec['img_path']),
                 pid=remap[rec['person_id']],
                 person_id=rec['person_id'],
-                image_id=image_id)
+                image_id=image_id,
+                domain=self.domain)
             num_captions += len(rec['captions'])
             if self.test_mode:
                 data_list.append(dict(common, captions=rec['captions']))

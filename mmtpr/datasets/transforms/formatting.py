@@ -20,7 +20,7 @@ class PackTPRInputs(BaseTransform):
     Args:
         meta_keys (sequence of str): keys copied into the data sample when
             present. Defaults to ('pid', 'person_id', 'image_id',
-            'img_path').
+            'img_path', 'domain').
 
     Example:
         >>> dict(type='PackTPRInputs')
@@ -28,7 +28,8 @@ class PackTPRInputs(BaseTransform):
 
     def __init__(self,
                  meta_keys: Sequence[str] = ('pid', 'person_id', 'image_id',
-                                             'img_path')) -> None:
+                                             'img_path', 'domain')
+                 ) -> None:
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:

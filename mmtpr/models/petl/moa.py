@@ -118,8 +118,15 @@ class MixtureOfAdapters(PETLModule):
             self.alpha * prompt_term
 
     def route(self, logits: torch.Tensor):
-        """Top-k on the raw logits, softmax over the chosen k."""
-        top_logits, top_index = logits.topk(self.top_k, dim=-1)
+        """Top-k on the raw logits, softmax over the chosen k.
+
+        Tie rule: among equal logits the lower expert index is chosen (a
+        stable sort; ``torch.topk`` leaves ties implementation-defined).
+        """
+        top_logits, top_index = logits.sort(dim=-1, descending=True,
+                                            stable=True)
+        top_logits = top_logits[..., :self.top_k]
+        top_index = top_index[..., :self.top_k]
         return top_index, top_logits.float().softmax(-1).to(logits.dtype)
 
     def experts(self, u: torch.Tensor, top_index: torch.Tensor,

@@ -31,7 +31,14 @@ def adapter_count(d, reduction=8):
     return 2 * (d * h + h + h * d + d + 1)
 
 
+def moa_count(d, experts=6, reduction=8, domains=1):
+    h = d // reduction
+    return 2 * d + 2 * experts * d + domains * d + 1 + \
+        experts * (2 * d * h + h + d)
+
+
 LORA = dict(type='KVLoRA', rank=4)
+MOA = dict(type='MixtureOfAdapters', num_experts=6, top_k=2, reduction=8)
 PREFIX = dict(type='ScaledPrefix', length=3)
 ADAPTER = dict(type='LNAdapter', reduction=8)
 
@@ -48,6 +55,12 @@ SETUPS = [
      2 * (lora_count(64) + prefix_count(64) + adapter_count(64)) * 2),
     ('up_person_reordered', [ADAPTER, PREFIX, LORA], False,
      2 * (lora_count(64) + prefix_count(64) + adapter_count(64)) * 2),
+    ('moa', [MOA], True, L_V * moa_count(D_V) + L_T * moa_count(D_T)),
+    ('moa_2_domains', [dict(MOA, num_domains=2)], True,
+     4 * moa_count(64, domains=2)),
+    ('all_four', [MOA, LORA, PREFIX, ADAPTER], False,
+     4 * (moa_count(64) + lora_count(64) + prefix_count(64) +
+          adapter_count(64))),
     ('visual_only_first_block', [dict(LORA, towers=('visual', ),
                                       layers=1)], True, lora_count(D_V)),
     ('text_last_block', [dict(ADAPTER, towers='text', layers=[-1])], True,
@@ -109,7 +122,8 @@ def test_only_petl_parameters_train_and_receive_gradients(
             assert p.grad is None, n
     # The zero-initialised up/B matrices get a non-zero gradient at once.
     for n, p in model.named_parameters():
-        if n.endswith(('lora_b_k', 'lora_b_v', 'up.weight', 'prefix_v')):
+        if n.endswith(('lora_b_k', 'lora_b_v', 'up.weight', 'prefix_v',
+                       'up_weight')):
             assert p.grad.abs().sum() > 0, n
 
 
