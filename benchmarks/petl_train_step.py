@@ -14,8 +14,14 @@ Variants (ViT-B/16 at 384x128, random weights: no download needed):
   That is the irreducible cost of back-propagating through frozen CLIP,
   which every PETL method with modules in every block pays.
 - ``frozen_inference``: the forward pass alone (no graph), for reference.
+- ``frozen_petl_blocks``: as ``frozen``, with CLIP's blocks converted to
+  mmtpr's PETLBlock / PETLAttention but no technique attached: isolates the
+  cost of the attention implementation from that of the techniques.
 - ``up_person``: S-Prefix (P=10) + KV-LoRA (r=32) + L-Adapter (8), all
   blocks of both towers; only those are trained.
+- ``dm_adapter``: mixture of 6 adapters (top-2, reduction 8) with the
+  domain-aware router beside every MLP of both towers, SDM + 0.5 x
+  load-balancing loss; only those are trained.
 """
 import argparse
 import json
@@ -29,10 +35,15 @@ import time
 VARIANTS = {
     'frozen': None,
     'frozen_inference': None,
+    'frozen_petl_blocks': None,
     'up_person': [
         dict(type='ScaledPrefix', length=10, sp_init=100.0),
         dict(type='KVLoRA', rank=32),
         dict(type='LNAdapter', reduction=8),
+    ],
+    'dm_adapter': [
+        dict(type='MixtureOfAdapters', num_experts=6, top_k=2,
+             reduction=8),
     ],
 }
 
@@ -51,9 +62,15 @@ def run_variant(name: str, batch_size: int, steps: int, warmup: int,
              backbone=dict(type='OpenCLIPBackbone', model_name='ViT-B-16',
                            image_size=(384, 128), freeze=True,
                            petl=VARIANTS[name]),
-             head=dict(type='SDMHead', temperature=0.02)))
+             head=dict(type='SDMHead', temperature=0.02),
+             aux_loss=dict(type='LoadBalanceLoss', loss_weight=0.5)
+             if name == 'dm_adapter' else None))
     clip = model.backbone.clip
-    if name == 'frozen':
+    if name == 'frozen_petl_blocks':
+        from mmtpr.models.petl import petl_blocks
+        for _ in petl_blocks(clip):  # converts every block in place
+            pass
+    if name in ('frozen', 'frozen_petl_blocks'):
         # the inputs of both transformers become trainable, so backward
         # runs through every frozen block (without weight gradients)
         clip.positional_embedding.requires_grad_(True)
@@ -75,6 +92,8 @@ def run_variant(name: str, batch_size: int, steps: int, warmup: int,
             return
         image_feats, text_feats = model.extract_feat(images, texts)
         loss = model.head.loss(image_feats, text_feats, pids)['loss_sdm']
+        if model.aux_loss is not None:
+            loss = loss + model.aux_loss(model.backbone.aux_losses())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -99,7 +118,8 @@ def _peak_rss_mb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--variants', nargs='+', default=list(VARIANTS),
+    parser.add_argument('--variants', nargs='+',
+                        default=['frozen', 'up_person', 'dm_adapter'],
                         choices=list(VARIANTS))
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--steps', type=int, default=3,

@@ -1,6 +1,8 @@
-# The embedded default: a tiny CLIP trained from scratch with SDM on the
-# generated SynthPedes dataset. Runs on a 2-core CPU in minutes, needs no
-# download: `python tools/demo.py` (README quick start).
+# Stage 1 of the embedded default (`python tools/demo.py`): a tiny CLIP
+# trained from scratch with SDM on a generated SynthPedes dataset of its own
+# identities ("pre-training"); stage 2 (dm_adapter_tiny_synth.py) freezes it
+# and adapts it with DM-Adapter to other identities. Runs on a 2-core CPU in
+# minutes and needs no download.
 _base_ = ['../_base_/default_runtime.py']
 
 image_size = (128, 48)  # (height, width)
@@ -25,9 +27,9 @@ model = dict(
     data_preprocessor=dict(type='TPRDataPreprocessor', to_rgb=True),
 )
 
-synth = dict(type='SynthPedes', data_root='data/synth_pedes',
+synth = dict(type='SynthPedes', data_root='data/synth_pedes_source',
              num_ids=(400, 50, 50), images_per_id=4, image_size=(192, 64),
-             seed=0)
+             seed=1)
 train_pipeline = [
     dict(type='LoadPersonImage'),
     dict(type='Resize', scale=(image_size[1], image_size[0]),
@@ -67,7 +69,7 @@ test_dataloader = dict(
 val_evaluator = dict(type='TPRMetric')
 test_evaluator = val_evaluator
 
-max_epochs = 12
+max_epochs = 6
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=5e-4, betas=(0.9, 0.98), eps=1e-6,
@@ -79,10 +81,10 @@ param_scheduler = [
          total_steps=max_epochs, eta_min_ratio=0.01, by_epoch=True,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=3)
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=2)
 val_cfg = dict()
 test_cfg = dict()
 
 default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(interval=3, max_keep_ckpts=1))
+                     checkpoint=dict(interval=2, max_keep_ckpts=1))
 randomness = dict(seed=0, deterministic=False)

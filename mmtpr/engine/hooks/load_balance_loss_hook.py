@@ -211,7 +211,7 @@ class LoadBalanceLossHook(Hook):
         self.interval = interval
         self.weight_schedule = weight_schedule
         self._schedule = None if weight_schedule is None else \
-            build_weight_schedule(dict(weight_schedule))
+            build_weight_schedule(weight_schedule)
         self.collapse_threshold = float(collapse_threshold)
         self.collapse_patience = collapse_patience
         self.log_per_layer = log_per_layer
