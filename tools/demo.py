@@ -16,6 +16,7 @@ then prints both results side by side with chance, and the
 ``tools/test.py`` command that reproduces DM-Adapter's numbers.
 """
 import argparse
+import copy
 import os.path as osp
 import time
 
@@ -86,7 +87,7 @@ def main():
 
     # 2. the frozen tiny CLIP alone on the new identities
     start = time.time()
-    frozen_cfg = cfg.copy()
+    frozen_cfg = copy.deepcopy(cfg)
     frozen_cfg.model.backbone.petl = []
     frozen_cfg.model.pop('aux_loss', None)
     frozen_cfg.work_dir = osp.join(args.work_dir, 'frozen')

@@ -1,9 +1,11 @@
-"""UP-Person end to end on SynthPedes with a tiny frozen CLIP: the loss
-falls, only PETL parameters are optimised, frozen CLIP weights are saved
-unchanged."""
+"""UP-Person and DM-Adapter end to end on SynthPedes with a tiny frozen
+CLIP: the loss falls, only PETL parameters are optimised, frozen CLIP
+weights are saved unchanged."""
+import json
 import os.path as osp
 
 import numpy as np
+import pytest
 import torch
 from conftest import tiny_cfg
 from mmengine.dataset import pseudo_collate
@@ -16,6 +18,9 @@ UP_PERSON = [
     dict(type='KVLoRA', rank=4),
     dict(type='LNAdapter', reduction=8),
 ]
+DM_ADAPTER = [dict(type='MixtureOfAdapters', num_experts=4, top_k=2,
+                   reduction=4, scales=dict(visual=1.0, text=1.0))]
+LB_LOSS = dict(type='LoadBalanceLoss', loss_weight=0.5)
 
 
 def training_set_loss(runner):
@@ -31,14 +36,20 @@ def training_set_loss(runner):
         return model(**data, mode='loss')['loss_sdm'].item()
 
 
-def test_up_person_trains_only_petl(tmp_path):
+@pytest.mark.parametrize('petl, aux_loss, lr', [(UP_PERSON, None, 1e-2),
+                                                (DM_ADAPTER, LB_LOSS, 3e-2)],
+                         ids=['up_person', 'dm_adapter'])
+def test_petl_method_trains_only_petl(tmp_path, petl, aux_loss, lr):
     epochs = 6
     cfg = tiny_cfg(tmp_path / 'up', str(tmp_path / 'synth'),
                    max_epochs=epochs)
-    cfg.model.backbone.update(freeze=True, petl=UP_PERSON)
+    cfg.model.backbone.update(freeze=True, petl=petl)
     cfg.model.head = dict(type='SDMHead', temperature=0.02)
+    if aux_loss:
+        cfg.model.aux_loss = aux_loss
+        cfg.custom_hooks = [dict(type='LoadBalanceLossHook', interval=2)]
     cfg.param_scheduler[0].total_steps = epochs
-    cfg.optim_wrapper.optimizer.lr = 1e-2
+    cfg.optim_wrapper.optimizer.lr = lr
     cfg.train_cfg.val_interval = epochs
     runner = Runner.from_cfg(cfg)
     model = runner.model
@@ -63,3 +74,11 @@ def test_up_person_trains_only_petl(tmp_path):
     # open_clip's own keys are kept
     assert 'backbone.clip.visual.transformer.resblocks.0.attn.' \
         'in_proj_weight' in ckpt
+
+    logged = [json.loads(line) for line in open(
+        osp.join(runner.log_dir, 'vis_data', 'scalars.json'))]
+    keys = set().union(*logged)
+    assert 'loss_sdm' in keys
+    if aux_loss:
+        assert 'loss_lb' in keys
+        assert 'moa/visual_0/expert0' in keys
