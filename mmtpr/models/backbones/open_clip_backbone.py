@@ -196,6 +196,14 @@ class OpenCLIPBackbone(BaseModule):
 
         for cfg in petl or []:
             self._inject(cfg)
+        # PETL modules that take per-batch router context (domains, token
+        # masks) and produce auxiliary losses; found once, not per forward.
+        self._routers = {
+            tower: tuple(m for m in root.modules()
+                         if hasattr(m, 'set_context'))
+            for tower, root in (('visual', self.clip.visual),
+                                ('text', self.clip.transformer))
+        }
 
         self.freeze = freeze
         if freeze:
@@ -301,15 +309,11 @@ class OpenCLIPBackbone(BaseModule):
         """Number of text tokens the text tower expects."""
         return int(self.clip.context_length)
 
-    def _routers(self, tower: str) -> List[nn.Module]:
-        root = self.clip.visual if tower == 'visual' else self.clip.transformer
-        return [m for m in root.modules() if hasattr(m, 'set_context')]
-
     def aux_losses(self) -> List[torch.Tensor]:
         """The auxiliary losses (e.g. load balancing) that the PETL modules
         computed in the last forward, one per module."""
-        return [m.aux_loss for m in self.clip.modules()
-                if getattr(m, 'aux_loss', None) is not None]
+        return [m.aux_loss for routers in self._routers.values()
+                for m in routers if m.aux_loss is not None]
 
     def encode_image(self, images: torch.Tensor,
                      domains: Optional[torch.Tensor] = None
@@ -318,7 +322,7 @@ class OpenCLIPBackbone(BaseModule):
 
         ``domains`` (B,) selects the routers' domain prompts, if any.
         """
-        for router in self._routers('visual'):
+        for router in self._routers['visual']:
             router.set_context(domains=domains)
         return self.clip.encode_image(images)
 
@@ -330,7 +334,7 @@ class OpenCLIPBackbone(BaseModule):
                 f'texts have {texts.shape[-1]} tokens, the text tower expects '
                 f'{self.context_length}; set the tokenizer context_length to '
                 'match')
-        routers = self._routers('text')
+        routers = self._routers['text']
         if routers:
             # tokens up to and including EOT (the largest id) are real
             positions = torch.arange(texts.shape[-1], device=texts.device)
