@@ -158,3 +158,26 @@ def test_dm_adapter_recipe(data, dataset):
     assert cfg.train_dataloader.dataset.type == dataset
     assert cfg.custom_hooks[0].type == 'LoadBalanceLossHook'
     assert cfg.train_cfg.max_epochs == 60
+
+
+CROSS = sorted(glob.glob(osp.join(ROOT, 'configs', 'cross_domain', '*.py')))
+DATASET_OF = dict(cuhk='CUHKPEDES', icfg='ICFGPEDES', rstp='RSTPReid')
+
+
+@pytest.mark.parametrize('path', CROSS, ids=[osp.basename(p) for p in CROSS])
+def test_cross_domain_config_tests_the_trained_model_on_another_dataset(
+        path):
+    name = osp.basename(path)[:-3]
+    method = name.rsplit('_', 3)[0]
+    source, _, target = name.rsplit('_', 3)[1:]
+    cfg = Config.fromfile(path)
+    trained = Config.fromfile(
+        osp.join(ROOT, 'configs', method, f'clip_b16_{source}.py'))
+    # the same model and training, only the test data changes
+    assert cfg.model == trained.model
+    assert cfg.train_dataloader == trained.train_dataloader
+    assert cfg.train_dataloader.dataset.type == DATASET_OF[source]
+    test = cfg.test_dataloader.dataset
+    assert (test.type, test.split) == (DATASET_OF[target], 'test')
+    assert test.pipeline == trained.test_dataloader.dataset.pipeline
+    assert set(test) == {'type', 'data_root', 'split', 'pipeline'}

@@ -38,6 +38,11 @@ class CUHKPEDES(BaseTPRDataset):
                    "'split', 'captions', 'file_path', 'id') and the images "
                    'under data_root/imgs/')
 
+    PATH_KEY = 'file_path'
+    PUBLISHED_SIZES = dict(
+        train=(11003, 34054, 68126), val=(1000, 3078, 6158),
+        test=(1000, 3074, 6156))
+
     def __init__(self,
                  data_root: str,
                  split: str = 'train',

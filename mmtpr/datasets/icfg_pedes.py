@@ -38,6 +38,10 @@ class ICFGPEDES(BaseTPRDataset):
                    "(a JSON list of records with 'split', 'captions', "
                    "'file_path', 'id') and the images under data_root/imgs/")
 
+    PATH_KEY = 'file_path'
+    PUBLISHED_SIZES = dict(train=(3102, 34674, 34674),
+                           test=(1000, 19848, 19848))
+
     def __init__(self,
                  data_root: str,
                  split: str = 'train',

@@ -33,6 +33,11 @@ class RSTPReid(BaseTPRDataset):
                    "with 'split', 'captions', 'img_path', 'id') and the "
                    'images under data_root/imgs/')
 
+    PATH_KEY = 'img_path'
+    PUBLISHED_SIZES = dict(
+        train=(3701, 18505, 37010), val=(200, 1000, 2000),
+        test=(200, 1000, 2000))
+
     def __init__(self,
                  data_root: str,
                  split: str = 'train',

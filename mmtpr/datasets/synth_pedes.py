@@ -41,6 +41,9 @@ class SynthPedes(CUHKPEDES):
         ...      split='train', pipeline=train_pipeline)
     """
 
+    # Sizes depend on the generation settings: nothing is published.
+    PUBLISHED_SIZES = {}
+
     def __init__(self,
                  data_root: str,
                  split: str = 'train',

@@ -1,12 +1,10 @@
 """CUHK-PEDES parsing, item layouts, id remapping and clear errors."""
-import json
 import os
 import os.path as osp
 
 import pytest
 from conftest import cuhk_records, write_cuhk_like
 
-from mmtpr.datasets import AnnotationError
 from mmtpr.registry import DATASETS
 
 TEST_PIPELINE = [
@@ -62,57 +60,8 @@ def test_unknown_split_values_count_as_val(tmp_path):
     assert len(build(root, split='val')) == 1
 
 
-def test_missing_annotation_file_says_what_layout_is_expected(tmp_path):
-    os.makedirs(tmp_path / 'empty')
-    with pytest.raises(FileNotFoundError,
-                       match=r"reid_raw\.json' not found.*'file_path'"):
-        build(str(tmp_path / 'empty'))
-
-
-@pytest.mark.parametrize('mutate, message', [
-    (lambda r: r.pop('captions'), r"record 2: missing key 'captions'"),
-    (lambda r: r.pop('id'), r"record 2: missing key 'id'"),
-    (lambda r: r.pop('file_path'), r"record 2: missing key 'file_path'"),
-    (lambda r: r.pop('split'), r"record 2: missing key 'split'"),
-    (lambda r: r.update(captions=[]), r"record 2: 'captions' must be a "
-     'non-empty list'),
-    (lambda r: r.update(captions=['ok', '  ']), r"record 2: 'captions'\[1\] "
-     'must be a non-empty string'),
-    (lambda r: r.update(id='seven'), r"record 2: 'id' must be an integer, "
-     "got 'seven'"),
-])
-def test_malformed_record_names_file_record_and_key(tmp_path, mutate,
-                                                    message):
-    recs = cuhk_records()
-    mutate(recs[2])
-    root = write_cuhk_like(tmp_path / 'c', recs, make_images=False)
-    with pytest.raises(AnnotationError, match=message) as info:
-        build(root)
-    assert 'reid_raw.json' in str(info.value)
-
-
-def test_not_json_and_not_a_list(tmp_path):
-    root = tmp_path / 'c'
-    os.makedirs(root)
-    (root / 'reid_raw.json').write_text('{"split": ')
-    with pytest.raises(AnnotationError, match='not valid JSON'):
-        build(str(root))
-    (root / 'reid_raw.json').write_text(json.dumps({'a': 1}))
-    with pytest.raises(AnnotationError, match='expected a JSON list'):
-        build(str(root))
-
-
-def test_empty_split_is_an_error(tmp_path):
-    recs = [r for r in cuhk_records() if r['split'] == 'train']
-    root = write_cuhk_like(tmp_path / 'c', recs, make_images=False)
-    with pytest.raises(AnnotationError,
-                       match=r"split 'test' has no records.*\['train'\]"):
-        build(root, split='test')
-    with pytest.raises(ValueError, match='split must be one of'):
-        build(root, split='training')
-
-
-def test_unreadable_and_missing_images_name_the_file(cuhk_root):
+def test_images_broken_after_build_fail_naming_the_file(cuhk_root):
+    # (tests/datasets/test_bad_input.py: found when the dataset is built)
     dataset = build(cuhk_root, split='test', pipeline=TEST_PIPELINE)
     broken = dataset.get_data_info(0)['img_path']
     with open(broken, 'wb') as f:

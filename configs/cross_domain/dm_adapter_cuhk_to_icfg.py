@@ -1,0 +1,11 @@
+# Cross-domain test: DM-Adapter trained on CUHK-PEDES
+# (configs/dm_adapter/clip_b16_cuhk.py),
+# tested on the ICFG-PEDES test split without retraining:
+#   python tools/test.py configs/cross_domain/dm_adapter_cuhk_to_icfg.py \
+#     work_dirs/clip_b16_cuhk/<checkpoint>.pth
+# Only the test dataset changes: model, pipelines and split 'test' are
+# those of the training config.
+_base_ = ['../dm_adapter/clip_b16_cuhk.py']
+
+test_dataloader = dict(
+    dataset=dict(type='ICFGPEDES', data_root='data/ICFG-PEDES'))
