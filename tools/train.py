@@ -18,8 +18,14 @@ def parse_args():
         '--resume', nargs='?', type=str, const='auto',
         help='resume from the given checkpoint, or without a value from the '
         'latest checkpoint in the work dir')
-    parser.add_argument('--amp', action='store_true',
-                        help='automatic mixed precision training')
+    parser.add_argument(
+        '--amp', action='store_true',
+        help='automatic mixed precision training: float32 master weights, '
+        'autocast to bfloat16 on the CPU and on CUDA devices that support '
+        'it, else float16 with dynamic loss scaling')
+    parser.add_argument(
+        '--amp-dtype', choices=['auto', 'bfloat16', 'float16'],
+        help='the autocast dtype of --amp (default: auto)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config entries, e.g. train_cfg.max_epochs=10')
@@ -43,12 +49,17 @@ def build_cfg(args) -> Config:
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
+    if args.amp_dtype is not None and not args.amp:
+        raise SystemExit('--amp-dtype needs --amp')
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print('AMP is already enabled in the config.')
         else:
+            # mmtpr's AmpOptimWrapper (default_scope 'mmtpr'): CPU and CUDA
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        if args.amp_dtype is not None:
+            cfg.optim_wrapper.dtype = args.amp_dtype
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

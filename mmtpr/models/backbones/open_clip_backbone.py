@@ -4,6 +4,7 @@ import math
 import os
 import os.path as osp
 import zipfile
+from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import open_clip
@@ -161,6 +162,12 @@ class OpenCLIPBackbone(BaseModule):
             after the weights are loaded, in order, e.g.
             ``[dict(type='KVLoRA', rank=32), dict(type='LNAdapter')]``;
             see :mod:`mmtpr.models.petl`. Defaults to None.
+        frozen_dtype (str, optional): store the frozen CLIP weights in
+            'bfloat16' or 'float16' to halve their memory (with
+            ``freeze=True``); the trainable PETL parameters stay float32.
+            The towers then always run under ``torch.autocast`` in that
+            dtype (the AMP optimizer wrapper's autocast, or the backbone's
+            own at test time). Defaults to None (float32).
         init_cfg (dict, optional): MMEngine init config. Defaults to None.
 
     Example:
@@ -178,8 +185,16 @@ class OpenCLIPBackbone(BaseModule):
                  pos_embed_interpolation: str = 'bilinear',
                  freeze: bool = True,
                  petl: Optional[List[dict]] = None,
+                 frozen_dtype: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if frozen_dtype not in _FROZEN_DTYPES:
+            raise ValueError('frozen_dtype must be one of '
+                             f'{sorted(_FROZEN_DTYPES, key=str)}, got '
+                             f'{frozen_dtype!r}')
+        if frozen_dtype is not None and not freeze:
+            raise ValueError('frozen_dtype stores the frozen CLIP weights in '
+                             'half precision; it needs freeze=True')
         self.model_name = model_name
         self.image_size = _as_hw(image_size)
         self.pos_embed_interpolation = pos_embed_interpolation
@@ -212,6 +227,22 @@ class OpenCLIPBackbone(BaseModule):
             param = getattr(self.clip, name, None)
             if isinstance(param, nn.Parameter):
                 param.requires_grad_(False)
+        self.frozen_dtype = _FROZEN_DTYPES[frozen_dtype]
+        if self.frozen_dtype is not None:
+            for param in self.clip.parameters():
+                if not param.requires_grad:
+                    param.data = param.data.to(self.frozen_dtype)
+
+    @contextmanager
+    def _autocast(self, device: torch.device):
+        """Autocast to ``frozen_dtype`` unless autocast is already on."""
+        if (self.frozen_dtype is None
+                or torch.is_autocast_enabled(device.type)):
+            yield
+            return
+        with torch.autocast(device_type=device.type,
+                            dtype=self.frozen_dtype):
+            yield
 
     def _inject(self, cfg: dict) -> None:
         if not isinstance(cfg, dict) or 'type' not in cfg:
@@ -324,7 +355,8 @@ class OpenCLIPBackbone(BaseModule):
         """
         for router in self._routers['visual']:
             router.set_context(domains=domains)
-        return self.clip.encode_image(images)
+        with self._autocast(images.device):
+            return self.clip.encode_image(images)
 
     def encode_text(self, texts: torch.Tensor,
                     domains: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -341,12 +373,20 @@ class OpenCLIPBackbone(BaseModule):
             valid = positions <= texts.argmax(-1, keepdim=True)
             for router in routers:
                 router.set_context(domains=domains, token_mask=valid)
-        return self.clip.encode_text(texts)
+        with self._autocast(texts.device):
+            return self.clip.encode_text(texts)
 
     def forward(self, images: torch.Tensor,
                 texts: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Encode both modalities: returns (image_feats, text_feats)."""
         return self.encode_image(images), self.encode_text(texts)
+
+
+_FROZEN_DTYPES = {
+    None: None,
+    'bfloat16': torch.bfloat16,
+    'float16': torch.float16,
+}
 
 
 def _as_hw(size: Union[int, Sequence[int]]) -> Tuple[int, int]:

@@ -1,0 +1,160 @@
+"""Mixed precision: mmtpr's AmpOptimWrapper (CPU bfloat16, CUDA bfloat16 or
+float16 with loss scaling) and frozen weights stored in half precision."""
+import pytest
+import torch
+import torch.nn as nn
+from conftest import TINY_CLIP, tiny_cfg
+from mmengine.runner import Runner
+
+from mmtpr.engine import AmpOptimWrapper, resolve_amp_dtype
+from mmtpr.registry import MODELS, OPTIM_WRAPPERS
+
+UP_PERSON = [dict(type='ScaledPrefix', length=4), dict(type='KVLoRA', rank=4),
+             dict(type='LNAdapter', reduction=8)]
+DM_ADAPTER = [dict(type='MixtureOfAdapters', num_experts=4, top_k=2,
+                   reduction=8)]
+
+
+def test_dtype_resolution():
+    assert resolve_amp_dtype('auto', 'cpu') == torch.bfloat16
+    assert resolve_amp_dtype(None, 'cpu') == torch.bfloat16
+    assert resolve_amp_dtype('bf16', 'cpu') == torch.bfloat16
+    assert resolve_amp_dtype(torch.float16, 'cuda') == torch.float16
+    with pytest.raises(ValueError, match='CPU supports bfloat16 only'):
+        resolve_amp_dtype('float16', 'cpu')
+    with pytest.raises(ValueError, match="one of .*got 'int8'"):
+        resolve_amp_dtype('int8', 'cpu')
+    with pytest.raises(ValueError, match='float16 or bfloat16'):
+        resolve_amp_dtype(torch.float32, 'cpu')
+
+
+def test_cpu_wrapper_from_the_registry_steps_with_autocast():
+    """The config name 'AmpOptimWrapper' resolves to mmtpr's wrapper, which
+    works on the CPU (MMEngine's refuses it): bfloat16 autocast, no loss
+    scaler, float32 master weights."""
+    assert OPTIM_WRAPPERS.get('AmpOptimWrapper') is AmpOptimWrapper
+    torch.manual_seed(0)
+    model = nn.Linear(8, 4)
+    wrapper = OPTIM_WRAPPERS.build(
+        dict(type='AmpOptimWrapper',
+             optimizer=torch.optim.SGD(model.parameters(), lr=0.1)))
+    assert wrapper.cast_dtype == torch.bfloat16
+    assert wrapper.loss_scaler is None
+    reference = nn.Linear(8, 4)
+    reference.load_state_dict(model.state_dict())
+    x = torch.randn(3, 8)
+    with wrapper.optim_context(model):
+        out = model(x)
+        assert torch.is_autocast_enabled('cpu')
+    assert out.dtype == torch.bfloat16
+    wrapper.update_params(out.float().pow(2).mean())
+    assert model.weight.dtype == torch.float32
+    # the same step by hand: bf16 autocast forward, fp32 SGD update
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        ref_out = reference(x)
+    ref_out.float().pow(2).mean().backward()
+    torch.optim.SGD(reference.parameters(), lr=0.1).step()
+    assert torch.equal(model.weight, reference.weight)
+    state = wrapper.state_dict()
+    assert 'loss_scaler' not in state
+    wrapper.load_state_dict(state)
+
+
+def test_float16_on_cpu_is_refused_clearly():
+    with pytest.raises(ValueError, match='CPU supports bfloat16 only'):
+        AmpOptimWrapper(dtype='float16', optimizer=torch.optim.SGD(
+            nn.Linear(2, 2).parameters(), lr=0.1))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_float16_on_cuda_scales_the_loss():
+    model = nn.Linear(8, 4).cuda()
+    wrapper = AmpOptimWrapper(
+        dtype='float16',
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    assert wrapper.loss_scaler is not None
+    with wrapper.optim_context(model):
+        loss = model(torch.randn(3, 8, device='cuda')).float().mean()
+    wrapper.update_params(loss)
+    assert 'loss_scaler' in wrapper.state_dict()
+
+
+def build_retriever(petl, frozen_dtype=None):
+    torch.manual_seed(0)
+    return MODELS.build(dict(
+        type='TPRRetriever',
+        backbone=dict(type='OpenCLIPBackbone', model_cfg=TINY_CLIP,
+                      image_size=(64, 32), petl=petl,
+                      frozen_dtype=frozen_dtype),
+        head=dict(type='SDMHead')))
+
+
+@pytest.mark.parametrize('petl', [UP_PERSON, DM_ADAPTER],
+                         ids=['up_person', 'dm_adapter'])
+def test_frozen_weights_in_bfloat16(petl):
+    full = build_retriever(petl)
+    half = build_retriever(petl, 'bfloat16')
+    half.load_state_dict(full.state_dict())
+    frozen = [p for p in half.parameters() if not p.requires_grad]
+    trainable = [p for p in half.parameters() if p.requires_grad]
+    assert frozen and trainable
+    assert {p.dtype for p in frozen} == {torch.bfloat16}
+    assert {p.dtype for p in trainable} == {torch.float32}
+    frozen_bytes = sum(p.numel() * p.element_size() for p in frozen)
+    full_frozen = sum(p.numel() * p.element_size()
+                      for p in full.parameters() if not p.requires_grad)
+    assert frozen_bytes * 2 == full_frozen
+
+    torch.manual_seed(1)
+    images = torch.randn(4, 3, 64, 32)
+    texts = torch.randint(1, 400, (4, 77))
+    texts[:, 12] = 49407
+    pids = torch.tensor([0, 0, 1, 1])
+    loss_full = full.head.loss(*full.backbone(images, texts), pids)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss_half = half.head.loss(*half.backbone(images, texts), pids)
+    loss_half['loss_sdm'].backward()
+    assert loss_half['loss_sdm'].item() == pytest.approx(
+        loss_full['loss_sdm'].item(), rel=0.05)
+    grads = [p.grad for p in trainable]
+    assert all(g is not None and g.dtype == torch.float32 for g in grads)
+    assert all(torch.isfinite(g).all() for g in grads)
+    # at test time (no autocast around it) the backbone autocasts itself
+    with torch.no_grad():
+        feats = half.backbone.encode_image(images)
+        ref = full.backbone.encode_image(images)
+    cos = torch.nn.functional.cosine_similarity(feats.float(), ref, dim=-1)
+    assert (cos > 0.99).all()
+
+
+def test_frozen_dtype_errors():
+    with pytest.raises(ValueError, match='needs freeze=True'):
+        MODELS.build(dict(type='OpenCLIPBackbone', model_cfg=TINY_CLIP,
+                          freeze=False, frozen_dtype='bfloat16'))
+    with pytest.raises(ValueError, match="frozen_dtype must be one of"):
+        MODELS.build(dict(type='OpenCLIPBackbone', model_cfg=TINY_CLIP,
+                          frozen_dtype='half'))
+
+
+def test_runner_trains_and_evaluates_with_amp_and_frozen_bf16(tmp_path):
+    """--amp on the CPU: the runner trains in bfloat16 autocast with
+    float32 trainable weights, with frozen CLIP weights in bfloat16."""
+    cfg = tiny_cfg(tmp_path / 'work', str(tmp_path / 'synth'), max_epochs=1)
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.model.backbone.petl = UP_PERSON
+    cfg.model.backbone.update(freeze=True, frozen_dtype='bfloat16')
+    runner = Runner.from_cfg(cfg)
+    seen = []
+    block = runner.model.backbone.clip.visual.transformer.resblocks[0]
+    block.register_forward_hook(
+        lambda module, args, out: seen.append(
+            (module.training, torch.is_autocast_enabled('cpu'))))
+    runner.train()
+    assert isinstance(runner.optim_wrapper, AmpOptimWrapper)
+    assert (True, True) in seen  # training forward under autocast
+    assert (False, True) in seen  # evaluation: the backbone's own autocast
+    for name, param in runner.model.named_parameters():
+        expected = torch.float32 if param.requires_grad else torch.bfloat16
+        assert param.dtype == expected, name
+    metrics = runner.val_loop.run()
+    assert 0.0 <= metrics['tpr/R1'] <= 100.0
