@@ -39,6 +39,10 @@ def parse_args():
     parser.add_argument('--work-dir', default='work_dirs/demo',
                         help='logs and checkpoints (default: %(default)s)')
     parser.add_argument(
+        '--amp', action='store_true',
+        help='mixed precision in both training stages (bfloat16 autocast on '
+        'the CPU; see benchmarks/amp_demo.py for a comparison)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override entries of the DM-Adapter config')
     return parser.parse_args()
@@ -74,6 +78,8 @@ def main():
     start = time.time()
     pre_cfg = Config.fromfile(args.pretrain_config)
     pre_cfg.work_dir = osp.join(args.work_dir, 'pretrain')
+    if args.amp:
+        pre_cfg.optim_wrapper.type = 'AmpOptimWrapper'
     pre_runner = Runner.from_cfg(pre_cfg)
     pre_runner.train()
     weights = osp.join(args.work_dir, 'tiny_clip_pretrained.pth')
@@ -81,6 +87,8 @@ def main():
     timings['pre-training'] = time.time() - start
 
     cfg = Config.fromfile(args.config)
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.model.backbone.pretrained = weights
