@@ -23,7 +23,9 @@ from mmtpr import registry
     (registry.TRANSFORMS, 'RandomFlip', 'mmcv'),
     (registry.MODELS, 'mmpretrain.VisionTransformer', 'mmpretrain'),
     (registry.OPTIMIZERS, 'Adam', 'torch'),
-    (registry.OPTIM_WRAPPERS, 'AmpOptimWrapper', 'mmengine'),
+    (registry.OPTIM_WRAPPERS, 'OptimWrapper', 'mmengine'),
+    # mmtpr's own, which extends MMEngine's to the CPU
+    (registry.OPTIM_WRAPPERS, 'AmpOptimWrapper', 'mmtpr'),
     (registry.PARAM_SCHEDULERS, 'CosineAnnealingLR', 'mmengine'),
     (registry.HOOKS, 'CheckpointHook', 'mmengine'),
 ])

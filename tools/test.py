@@ -1,5 +1,14 @@
-"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT``."""
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT``.
+
+Cross-dataset evaluation: ``--dataset icfg`` (or ``cuhk``, ``rstp``, or the
+path of any config file with a ``test_dataloader``) evaluates on that
+dataset's test split, with the model's own test pipeline (image size and
+context length belong to the model). ``--out results.pkl`` (or ``.json``)
+also writes the per-query results (see docs/evaluation_output.md), and
+``--i2t`` adds the image-to-text metrics.
+"""
 import argparse
+import copy
 import os
 import os.path as osp
 
@@ -8,14 +17,41 @@ from mmengine.runner import Runner
 
 import mmtpr  # noqa: F401  (registries, checkpoint-loading fix)
 
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# --dataset NAME -> the dataset config whose test_dataloader is used.
+DATASETS = {
+    'cuhk': 'configs/_base_/datasets/cuhk_pedes.py',
+    'icfg': 'configs/_base_/datasets/icfg_pedes.py',
+    'rstp': 'configs/_base_/datasets/rstpreid.py',
+}
+# Arguments of the test dataset that stay those of the main config.
+KEPT_DATASET_KEYS = ('pipeline', )
+OUT_EXTENSIONS = ('.pkl', '.pickle', '.json')
 
-def parse_args():
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Evaluate an mmtpr checkpoint on the test split')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where the test logs go '
                         '(default: work_dirs/<config name>)')
+    parser.add_argument(
+        '--dataset', metavar='NAME_OR_FILE',
+        help='evaluate on another dataset: one of '
+        f'{", ".join(DATASETS)} or a config file with a test_dataloader, '
+        "whose test dataset replaces the config's (its test pipeline is "
+        'kept)')
+    parser.add_argument('--data-root', help='data_root of the test dataset')
+    parser.add_argument('--split', choices=['val', 'test'],
+                        help='split of the test dataset')
+    parser.add_argument(
+        '--out', metavar='FILE',
+        help='also write the per-query results (top-k, AP, INP, ...) to '
+        'FILE, .pkl or .json (see docs/evaluation_output.md)')
+    parser.add_argument('--i2t', action='store_true',
+                        help='also report image-to-text metrics (i2t_R1, '
+                        '...)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config entries, e.g. '
@@ -24,19 +60,100 @@ def parse_args():
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.dataset is not None:
+        args.dataset = resolve_dataset(args.dataset, parser)
+    if args.out is not None and \
+            osp.splitext(args.out)[1].lower() not in OUT_EXTENSIONS:
+        parser.error(f'--out must end with one of {OUT_EXTENSIONS}, got '
+                     f"'{args.out}'")
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
 
 
-def main():
-    args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f"checkpoint '{args.checkpoint}' not found")
+def resolve_dataset(name_or_file, parser):
+    """The config file that ``--dataset`` names; exits with a message
+    listing the valid names if there is none."""
+    if name_or_file in DATASETS:
+        path = osp.join(REPO_ROOT, DATASETS[name_or_file])
+        if not osp.isfile(path):
+            parser.error(f"--dataset {name_or_file}: '{path}' not found")
+        return path
+    if osp.isfile(name_or_file):
+        return name_or_file
+    if name_or_file.endswith('.py') or os.sep in name_or_file:
+        parser.error(f"--dataset: config file '{name_or_file}' not found")
+    parser.error(f"--dataset: unknown dataset '{name_or_file}'; valid names "
+                 f'are {", ".join(DATASETS)}, or give the path of a config '
+                 'file with a test_dataloader')
+
+
+def replace_test_dataset(cfg, dataset_file):
+    """Replace the test dataset of ``cfg`` by that of ``dataset_file``.
+
+    Everything that describes the data (``type``, ``data_root``, ``split``,
+    ``ann_file`` and the dataset's own arguments) comes from
+    ``dataset_file``'s ``test_dataloader.dataset``; the test ``pipeline``
+    stays that of ``cfg``, which belongs to the model.
+    """
+    other = Config.fromfile(dataset_file)
+    loader = other.get('test_dataloader')
+    if not loader or not loader.get('dataset'):
+        raise ValueError(f"--dataset: '{dataset_file}' has no "
+                         'test_dataloader.dataset')
+    dataset = copy.deepcopy(loader['dataset'].to_dict())
+    if 'type' not in dataset:
+        raise ValueError(f"--dataset: the test dataset of '{dataset_file}' "
+                         'has no type')
+    main = cfg.test_dataloader.dataset
+    for key in KEPT_DATASET_KEYS:
+        dataset.pop(key, None)
+        if key in main:
+            dataset[key] = main[key]
+    cfg.test_dataloader.dataset = dataset
+
+
+def set_on_tpr_metrics(evaluator, **kwargs):
+    """Set ``kwargs`` on every TPRMetric of a test_evaluator config (a
+    dict, a list of dicts, or an Evaluator dict with ``metrics``); return
+    how many were found."""
+    if isinstance(evaluator, (list, tuple)):
+        return sum(set_on_tpr_metrics(e, **kwargs) for e in evaluator)
+    if not isinstance(evaluator, dict):
+        return 0
+    if 'metrics' in evaluator:  # dict(type='Evaluator', metrics=...)
+        return set_on_tpr_metrics(evaluator['metrics'], **kwargs)
+    kind = evaluator.get('type')
+    name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+    if name.split('.')[-1] != 'TPRMetric':
+        return 0
+    evaluator.update(kwargs)
+    return 1
+
+
+def build_config(args):
+    """The config to test with, from the command-line arguments."""
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.dataset is not None:
+        replace_test_dataset(cfg, args.dataset)
+    if args.data_root is not None:
+        cfg.test_dataloader.dataset.data_root = args.data_root
+    if args.split is not None:
+        cfg.test_dataloader.dataset.split = args.split
+    metric_args = {}
+    if args.out is not None:
+        metric_args['out_file'] = args.out
+    if args.i2t:
+        metric_args['directions'] = ('t2i', 'i2t')
+    if metric_args:
+        # A copy, so that a val_evaluator it was assigned from is unchanged.
+        cfg.test_evaluator = copy.deepcopy(cfg.test_evaluator)
+        if set_on_tpr_metrics(cfg.test_evaluator, **metric_args) == 0:
+            raise ValueError('--out and --i2t need a TPRMetric in '
+                             f'test_evaluator, got {cfg.test_evaluator}')
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -45,9 +162,31 @@ def main():
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    return cfg
+
+
+def describe_dataset(dataset):
+    """One line naming the test dataset."""
+    parts = [str(dataset.get('type'))]
+    for key in ('split', 'data_root', 'ann_file'):
+        if dataset.get(key) is not None:
+            parts.append(f'{key}={dataset[key]}')
+    return ' '.join(parts)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f"checkpoint '{args.checkpoint}' not found")
+    cfg = build_config(args)
     runner = Runner.from_cfg(cfg)
+    runner.logger.info('Evaluating on '
+                       f'{describe_dataset(cfg.test_dataloader.dataset)}')
     metrics = runner.test()
+    if args.out is not None:
+        print(f'Per-query results written to {osp.abspath(args.out)}')
     print(' '.join(f'{k}: {v:.2f}' for k, v in metrics.items()))
+    return metrics
 
 
 if __name__ == '__main__':

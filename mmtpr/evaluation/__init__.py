@@ -1,4 +1,4 @@
-from .functional import rank
+from .functional import rank, rank_per_query
 from .metrics import TPRMetric
 
-__all__ = ['rank', 'TPRMetric']
+__all__ = ['rank', 'rank_per_query', 'TPRMetric']

@@ -81,12 +81,17 @@ def test_pack_inputs_layout():
     img = np.zeros((8, 4, 3), dtype=np.uint8)
     img[..., 0] = 7  # channel 0 (B in BGR)
     out = pack(dict(img=img, text=np.ones((2, 77), dtype=np.int64), pid=3,
-                    image_id=5, img_path='a.jpg', person_id=40))
+                    image_id=5, img_path='a.jpg', person_id=40,
+                    captions=['a man', 'a person'], ignored='x'))
     assert tuple(out['inputs'].shape) == (3, 8, 4)
     assert (out['inputs'][0] == 7).all()
     assert tuple(out['texts'].shape) == (2, 77)
     sample = out['data_samples']
     assert (sample.pid, sample.image_id, sample.person_id,
             sample.num_captions) == (3, 5, 40, 2)
+    # the captions and the path reach the metric (tools/test.py --out)
+    assert sample.captions == ['a man', 'a person']
+    assert sample.img_path == 'a.jpg'
+    assert 'ignored' not in sample
     with pytest.raises(KeyError, match="needs 'text'"):
         pack(dict(img=img))

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -214,3 +216,200 @@ def test_invalid_arguments():
         TPRMetric(topk=(1, 0))
     with pytest.raises(ValueError, match='chunk_size'):
         TPRMetric(chunk_size=0)
+
+
+# --- image-to-text and the per-query results file ---------------------------
+
+OUT_KEYS = {'metrics', 'direction', 'query_pids', 'gallery_pids',
+            'query_image_index', 'topk_indices', 'topk_scores', 'topk_pids',
+            'ap', 'inp', 'first_match_rank', 'captions', 'gallery_img_paths'}
+
+
+def normalised(image_feats, text_feats):
+    gallery = image_feats / np.linalg.norm(image_feats, axis=1, keepdims=True)
+    queries = np.concatenate(text_feats)
+    queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    return gallery, queries
+
+
+def with_captions(samples):
+    for i, sample in enumerate(samples):
+        sample['captions'] = [f'image {i} caption {j}'
+                              for j in range(len(sample['text_feats']))]
+    return samples
+
+
+def test_image_to_text_equals_rank_on_the_transposed_problem():
+    image_feats, text_feats = make_features(seed=4)
+    metric = TPRMetric(topk=(1, 2, 5), directions=('i2t', 't2i'),
+                       chunk_size=4)
+    assert metric.directions == ('t2i', 'i2t')
+    metric.process(None, make_samples(image_feats, text_feats))
+    result = metric.compute_metrics(metric.results)
+
+    # Built independently: every image ranks all captions; a caption is
+    # relevant iff it describes the same person.
+    gallery, queries = normalised(image_feats, text_feats)
+    caption_pids = np.repeat(PIDS, NUM_CAPTIONS)
+    i2t = rank(gallery @ queries.T, np.array(PIDS), caption_pids,
+               topk=(1, 2, 5))
+    t2i = expected_results(image_feats, text_feats, topk=(1, 2, 5))
+    assert list(result) == ['R1', 'R2', 'R5', 'mAP', 'mINP', 'i2t_R1',
+                            'i2t_R2', 'i2t_R5', 'i2t_mAP', 'i2t_mINP']
+    assert_close({k: v for k, v in result.items() if 'i2t' not in k}, t2i)
+    assert_close({k[4:]: v for k, v in result.items() if 'i2t' in k}, i2t)
+    # Not the same numbers as t2i: the test would not notice a swap.
+    assert result['i2t_mAP'] != pytest.approx(result['mAP'])
+
+
+def test_image_to_text_hand_worked():
+    # Images 0, 1 (pids 5, 6), captions c0 (pid 5), c1, c2 (pid 6).
+    metric = TPRMetric(topk=1, directions=('t2i', 'i2t'))
+    metric.process(None, [
+        dict(image_feat=torch.tensor([1., 0.]),
+             text_feats=torch.tensor([[0.2, 1.0]]), pid=5),
+        dict(image_feat=torch.tensor([0., 1.]),
+             text_feats=torch.tensor([[1.0, 0.1], [0.1, 1.0]]), pid=6),
+    ])
+    result = metric.evaluate(2)
+    # image 0: cosines c0 .196, c1 .995, c2 .0995 -> c1 c0 c2: M 0 1 0
+    # image 1: cosines c0 .981, c1 .0995, c2 .995 -> c2 c0 c1: M 1 0 1
+    assert result['tpr/i2t_R1'] == pytest.approx(50.0)
+    assert result['tpr/i2t_mAP'] == pytest.approx(
+        100 * (1 / 2 + (1 + 2 / 3) / 2) / 2)
+    assert result['tpr/i2t_mINP'] == pytest.approx(100 * (1 / 2 + 2 / 3) / 2)
+
+
+@pytest.mark.parametrize('directions', [('i2t', ), 'x2y', ('t2i', 'bad')])
+def test_invalid_directions(directions):
+    with pytest.raises(ValueError, match='directions'):
+        TPRMetric(directions=directions)
+
+
+@pytest.mark.parametrize('ext', ['.pkl', '.json'])
+def test_out_file(tmp_path, ext):
+    from mmengine.fileio import load
+
+    image_feats, text_feats = make_features(seed=6)
+    out_file = tmp_path / 'new' / 'dir' / f'results{ext}'  # created
+    metric = METRICS.build(
+        dict(type='TPRMetric', topk=(1, 2), out_file=str(out_file),
+             keep_topk=4, chunk_size=3, directions=('t2i', 'i2t')))
+    metric.process(None, with_captions(make_samples(image_feats,
+                                                    text_feats)))
+    metrics = metric.evaluate(len(PIDS))
+    assert os.listdir(out_file.parent) == [out_file.name]  # no temp file
+
+    content = load(str(out_file))
+    assert set(content) == OUT_KEYS
+    num_q, num_g, k = sum(NUM_CAPTIONS), len(PIDS), 4
+    arrays = {key: np.asarray(content[key]) for key in OUT_KEYS
+              if key not in ('metrics', 'direction')}
+    if ext == '.pkl':  # numpy arrays kept as they are
+        for key in arrays:
+            if key not in ('captions', 'gallery_img_paths'):
+                assert isinstance(content[key], np.ndarray), key
+    else:
+        assert all(isinstance(content[key], list) for key in arrays)
+    shapes = dict(query_pids=(num_q, ), gallery_pids=(num_g, ),
+                  query_image_index=(num_q, ), topk_indices=(num_q, k),
+                  topk_scores=(num_q, k), topk_pids=(num_q, k),
+                  ap=(num_q, ), inp=(num_q, ), first_match_rank=(num_q, ),
+                  captions=(num_q, ), gallery_img_paths=(num_g, ))
+    assert {key: arrays[key].shape for key in shapes} == shapes
+
+    assert content['direction'] == 't2i'
+    assert content['metrics'] == pytest.approx(
+        {key[len('tpr/'):]: value for key, value in metrics.items()},
+        abs=1e-12)
+    assert list(content['metrics'])[:4] == ['R1', 'R2', 'mAP', 'mINP']
+    query_pids = np.repeat(PIDS, NUM_CAPTIONS)
+    image_index = np.repeat(np.arange(num_g), NUM_CAPTIONS)
+    np.testing.assert_array_equal(arrays['query_pids'], query_pids)
+    np.testing.assert_array_equal(arrays['gallery_pids'], PIDS)
+    np.testing.assert_array_equal(arrays['query_image_index'], image_index)
+    assert content['captions'][:4] == [
+        'image 0 caption 0', 'image 1 caption 0', 'image 1 caption 1',
+        'image 2 caption 0']
+    assert content['gallery_img_paths'] == [f'img_{i}.jpg'
+                                            for i in range(num_g)]
+
+    # The per-query values, recomputed from the cosine similarity.
+    gallery, queries = normalised(image_feats, text_feats)
+    sim = queries @ gallery.T
+    order = np.argsort(-sim, axis=1, kind='stable')
+    np.testing.assert_array_equal(arrays['topk_indices'], order[:, :k])
+    np.testing.assert_allclose(
+        arrays['topk_scores'], np.take_along_axis(sim, order[:, :k], 1),
+        atol=1e-6)
+    np.testing.assert_array_equal(arrays['topk_pids'],
+                                  np.array(PIDS)[order[:, :k]])
+    matches = np.array(PIDS)[order] == query_pids[:, None]
+    np.testing.assert_array_equal(arrays['first_match_rank'],
+                                  matches.argmax(axis=1))
+    assert 100 * arrays['ap'].mean() == pytest.approx(
+        content['metrics']['mAP'], abs=1e-9)
+    assert 100 * arrays['inp'].mean() == pytest.approx(
+        content['metrics']['mINP'], abs=1e-9)
+    assert 100 * (arrays['first_match_rank'] < 2).mean() == pytest.approx(
+        content['metrics']['R2'], abs=1e-9)
+
+    # Asked for explicitly, so a second evaluation replaces the file.
+    metric.process(None, make_samples(image_feats[:2], text_feats[:2]))
+    metric.evaluate(2)
+    content = load(str(out_file))
+    assert len(content['gallery_pids']) == 2
+    assert 'captions' not in content  # these samples carry none
+    assert os.listdir(out_file.parent) == [out_file.name]
+
+
+def test_out_file_keeps_captions_and_paths_only_when_asked(tmp_path):
+    image_feats, text_feats = make_features()
+    samples = with_captions(make_samples(image_feats, text_feats))
+    metric = TPRMetric()
+    metric.process(None, samples)
+    assert set(metric.results[0]) == {'image_feat', 'text_feats', 'pid'}
+
+    metric = TPRMetric(out_file=str(tmp_path / 'r.pkl'))
+    # A training-mode sample carries one `caption`.
+    train_sample = {k: v for k, v in samples[0].items() if k != 'captions'}
+    metric.process(None, [dict(train_sample, caption='only one')])
+    assert metric.results[0]['captions'] == ['only one']
+    with pytest.raises(ValueError, match='2 captions but 3 caption'):
+        metric.process(None, [dict(samples[3], captions=['a', 'b'])])
+
+
+def test_default_keep_topk_is_the_largest_cutoff(tmp_path):
+    assert TPRMetric().keep_topk == 10
+    assert TPRMetric(topk=(1, 20)).keep_topk == 20
+    assert TPRMetric(keep_topk=3).keep_topk == 3
+    with pytest.raises(ValueError, match='keep_topk'):
+        TPRMetric(keep_topk=0)
+
+
+def test_out_file_write_is_atomic(tmp_path, monkeypatch):
+    import mmtpr.evaluation.metrics.tpr_metric as module
+
+    image_feats, text_feats = make_features()
+    out_file = tmp_path / 'results.pkl'
+    out_file.write_text('previous')
+
+    def failing_dump(obj, file, **kwargs):
+        with open(file, 'w') as f:
+            f.write('partial')
+        raise OSError('disk full')
+
+    monkeypatch.setattr(module, 'dump', failing_dump)
+    metric = TPRMetric(out_file=str(out_file))
+    metric.process(None, make_samples(image_feats, text_feats))
+    with pytest.raises(OSError, match='disk full'):
+        metric.compute_metrics(metric.results)
+    # The old file is untouched and the temporary file is gone.
+    assert os.listdir(tmp_path) == ['results.pkl']
+    assert out_file.read_text() == 'previous'
+
+
+@pytest.mark.parametrize('out_file', ['results.txt', 'results'])
+def test_out_file_extension_is_checked(out_file):
+    with pytest.raises(ValueError, match=r"\.json.*\.pkl"):
+        TPRMetric(out_file=out_file)

@@ -19,8 +19,11 @@ class PackTPRInputs(BaseTransform):
 
     Args:
         meta_keys (sequence of str): keys copied into the data sample when
-            present. Defaults to ('pid', 'person_id', 'image_id',
-            'img_path', 'domain').
+            present. The caption strings (``caption`` in training mode,
+            ``captions`` in test mode) let
+            :class:`~mmtpr.evaluation.TPRMetric` write them into its
+            results file. Defaults to ('pid', 'person_id', 'image_id',
+            'img_path', 'domain', 'caption', 'captions').
 
     Example:
         >>> dict(type='PackTPRInputs')
@@ -28,7 +31,8 @@ class PackTPRInputs(BaseTransform):
 
     def __init__(self,
                  meta_keys: Sequence[str] = ('pid', 'person_id', 'image_id',
-                                             'img_path', 'domain')
+                                             'img_path', 'domain', 'caption',
+                                             'captions')
                  ) -> None:
         self.meta_keys = tuple(meta_keys)
 

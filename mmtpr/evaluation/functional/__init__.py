@@ -1,3 +1,3 @@
-from .rank import rank
+from .rank import rank, rank_per_query
 
-__all__ = ['rank']
+__all__ = ['rank', 'rank_per_query']

@@ -1,7 +1,8 @@
 """Ranking metrics for text-based person retrieval (text -> image).
 
-The public entry point is :func:`rank`. The private helpers below are
-shared with :class:`mmtpr.evaluation.TPRMetric`, which feeds the
+The public entry points are :func:`rank` (the metrics) and
+:func:`rank_per_query` (the per-query results). The private helpers below
+are shared with :class:`mmtpr.evaluation.TPRMetric`, which feeds the
 similarity to :class:`_RankAccumulator` one chunk of queries at a time so
 that the full ``(Q, G)`` similarity matrix never has to exist.
 """
@@ -16,6 +17,9 @@ ArrayLike = Union[Tensor, np.ndarray]
 
 # How many offending query indices an error message lists.
 _MAX_LISTED = 10
+# The per-query results kept by _RankAccumulator(keep_details=True).
+_DETAIL_KEYS = ('ap', 'inp', 'first_match_rank', 'topk_indices',
+                'topk_scores')
 
 
 def _to_tensor(value: Any, name: str) -> Tensor:
@@ -102,6 +106,14 @@ def _check_has_positives(query_pids: Tensor, gallery_pids: Tensor) -> None:
             f'{_format_list(query_pids[missing].tolist())}.')
 
 
+def _check_keep_topk(keep_topk: int) -> int:
+    if (isinstance(keep_topk, bool) or not isinstance(keep_topk, Integral)
+            or keep_topk < 1):
+        raise ValueError('`keep_topk` must be a positive int, got '
+                         f'{keep_topk!r}.')
+    return int(keep_topk)
+
+
 class _RankAccumulator:
     """Accumulate R@k, AP and INP over chunks of queries.
 
@@ -109,18 +121,43 @@ class _RankAccumulator:
     ranked by ascending gallery index. Every query passed to :meth:`update`
     must have at least one positive (see :func:`_check_has_positives`).
 
+    With ``keep_details=True`` it also keeps, per query, AP, INP, the
+    0-based rank of the first positive and the ``keep_topk`` best gallery
+    indices and scores (see :meth:`details`). The top-k is the head of the
+    stable sort the chunk is ranked with, not ``torch.topk``: ``topk``
+    does not promise an order for equal scores (and on the CPU it does not
+    return the lowest index first), so it could disagree with the ranks
+    the metrics are computed from. This costs O(Q * keep_topk) memory
+    beyond the per-chunk temporaries.
+
     Args:
         gallery_pids (Tensor): Gallery person ids, shape (G, ), int64.
         topk (tuple[int]): Validated cut-offs of R@k.
+        keep_details (bool): Keep the per-query results.
+            Defaults to False.
+        keep_topk (int): How many gallery items to keep per query when
+            ``keep_details``; ``min(keep_topk, G)`` are kept.
+            Defaults to 10.
     """
 
-    def __init__(self, gallery_pids: Tensor, topk: Tuple[int, ...]) -> None:
+    def __init__(self,
+                 gallery_pids: Tensor,
+                 topk: Tuple[int, ...],
+                 keep_details: bool = False,
+                 keep_topk: int = 10) -> None:
         self.gallery_pids = gallery_pids
         self.topk = topk
         self.num_queries = 0
         self.hits = [0] * len(topk)
         self.ap_sum = 0.0  # Python floats are float64.
         self.inp_sum = 0.0
+        self.keep_details = keep_details
+        self.keep_topk = min(_check_keep_topk(keep_topk),
+                             int(gallery_pids.numel()))
+        self._details: Dict[str, List[Tensor]] = {
+            key: []
+            for key in _DETAIL_KEYS
+        }
 
     def update(self, similarity: Tensor, query_pids: Tensor,
                offset: int) -> None:
@@ -145,6 +182,9 @@ class _RankAccumulator:
 
         # (n, G) int64, but only for this chunk.
         order = torch.argsort(similarity, dim=1, descending=True, stable=True)
+        if self.keep_details:
+            top_indices = order[:, :self.keep_topk].clone()
+            top_scores = torch.gather(similarity, 1, top_indices)
         # Relevance in ranked order, bool (n, G).
         matches = query_pids[:, None] == gallery_pids[None, :]
         matches = torch.gather(matches, 1, order)
@@ -179,6 +219,10 @@ class _RankAccumulator:
         self.ap_sum += float(ap.sum())
         self.inp_sum += float(inp.sum())
         self.num_queries += num
+        if self.keep_details:
+            values = (ap, inp, first_rank, top_indices, top_scores)
+            for key, value in zip(_DETAIL_KEYS, values):
+                self._details[key].append(value.cpu())
 
     def summarize(self) -> Dict[str, float]:
         """Return ``R{k}``, ``mAP`` and ``mINP`` in percent."""
@@ -192,6 +236,36 @@ class _RankAccumulator:
         result['mAP'] = 100.0 * self.ap_sum / num
         result['mINP'] = 100.0 * self.inp_sum / num
         return result
+
+    def details(self) -> Dict[str, np.ndarray]:
+        """Return the per-query results, in query order.
+
+        Returns:
+            dict[str, np.ndarray]: With Q the number of queries ranked and
+            k = ``min(keep_topk, G)``:
+
+            - ``ap`` (Q, ) float64: AP of each query, in [0, 1] (not
+              percent; ``100 * ap.mean()`` is mAP);
+            - ``inp`` (Q, ) float64: INP of each query, in [0, 1];
+            - ``first_match_rank`` (Q, ) int64: 0-based rank of the first
+              positive (R@k counts the queries where it is < k);
+            - ``topk_indices`` (Q, k) int64: the k best gallery indices,
+              best first, equal scores by ascending gallery index;
+            - ``topk_scores`` (Q, k): their scores, in the dtype of the
+              similarity (float32 for bfloat16).
+        """
+        if not self.keep_details:
+            raise ValueError('Per-query details were not kept; build the '
+                             'accumulator with keep_details=True.')
+        if self.num_queries == 0:
+            raise ValueError('No query has been ranked.')
+        details = {}
+        for key, chunks in self._details.items():
+            value = torch.cat(chunks)
+            if value.dtype == torch.bfloat16:  # numpy has no bfloat16
+                value = value.float()
+            details[key] = value.numpy()
+        return details
 
 
 def rank(similarity: ArrayLike,
@@ -260,6 +334,68 @@ def rank(similarity: ArrayLike,
         {'R1': 50.0, 'R2': 100.0, 'mAP': 75.0, 'mINP': 75.0}
     """
     topk = _check_topk(topk)
+    accumulator = _rank_in_chunks(similarity, query_pids, gallery_pids,
+                                  topk, chunk_size)
+    return accumulator.summarize()
+
+
+def rank_per_query(similarity: ArrayLike,
+                   query_pids: ArrayLike,
+                   gallery_pids: ArrayLike,
+                   keep_topk: int = 10,
+                   chunk_size: int = 1024) -> Dict[str, np.ndarray]:
+    """Per-query results of the ranking that :func:`rank` evaluates.
+
+    Same inputs, definitions, tie rule, checks and memory use as
+    :func:`rank` (the queries are ranked ``chunk_size`` at a time; only
+    ``O(Q * keep_topk)`` is kept), but returns one value per query instead
+    of the means, for error analysis.
+
+    Args:
+        similarity (Tensor | np.ndarray): Query-to-gallery scores,
+            shape (Q, G).
+        query_pids (Tensor | np.ndarray): Person ids of the queries,
+            shape (Q, ).
+        gallery_pids (Tensor | np.ndarray): Person ids of the gallery,
+            shape (G, ).
+        keep_topk (int): How many of the best gallery items to return per
+            query; ``k = min(keep_topk, G)``. Defaults to 10.
+        chunk_size (int): Number of queries ranked at a time.
+            Defaults to 1024.
+
+    Returns:
+        dict[str, np.ndarray]: ``ap`` (Q, ) and ``inp`` (Q, ) in [0, 1]
+        (float64), ``first_match_rank`` (Q, ) the 0-based rank of the
+        first positive (int64), ``topk_indices`` (Q, k) the best gallery
+        indices, best first, equal scores by ascending gallery index
+        (int64), and ``topk_scores`` (Q, k) their scores (the dtype of
+        ``similarity``, float64 for integer scores).
+
+    Example:
+        >>> import torch
+        >>> from mmtpr.evaluation import rank_per_query
+        >>> similarity = torch.tensor([[0.9, 0.1, 0.5],
+        ...                            [0.7, 0.8, 0.2]])
+        >>> out = rank_per_query(similarity, [0, 1], [1, 1, 0], keep_topk=2)
+        >>> out['first_match_rank'], out['topk_indices']
+        (array([1, 0]), array([[0, 2],
+               [1, 0]]))
+    """
+    keep_topk = _check_keep_topk(keep_topk)
+    accumulator = _rank_in_chunks(similarity, query_pids, gallery_pids,
+                                  (1, ), chunk_size, keep_details=True,
+                                  keep_topk=keep_topk)
+    return accumulator.details()
+
+
+def _rank_in_chunks(similarity: ArrayLike,
+                    query_pids: ArrayLike,
+                    gallery_pids: ArrayLike,
+                    topk: Tuple[int, ...],
+                    chunk_size: int,
+                    keep_details: bool = False,
+                    keep_topk: int = 10) -> _RankAccumulator:
+    """Validate the inputs of :func:`rank` and rank them chunk by chunk."""
     chunk_size = _check_chunk_size(chunk_size)
     similarity = _to_tensor(similarity, 'similarity')
     query_pids = _to_tensor(query_pids, 'query_pids')
@@ -279,9 +415,11 @@ def rank(similarity: ArrayLike,
                                'gallery items, similarity.shape[1]')
     _check_has_positives(query_pids, gallery_pids)
 
-    accumulator = _RankAccumulator(gallery_pids, topk)
+    accumulator = _RankAccumulator(gallery_pids, topk,
+                                   keep_details=keep_details,
+                                   keep_topk=keep_topk)
     for start in range(0, num_queries, chunk_size):
         end = min(start + chunk_size, num_queries)
         accumulator.update(similarity[start:end], query_pids[start:end],
                            offset=start)
-    return accumulator.summarize()
+    return accumulator

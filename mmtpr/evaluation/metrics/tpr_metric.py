@@ -1,11 +1,15 @@
 """Text-to-image retrieval metric: R@k, mAP and mINP."""
+import os
+import os.path as osp
+import uuid
 from numbers import Integral
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
+from mmengine.fileio import dump
 from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 from torch import Tensor
@@ -15,11 +19,15 @@ from mmtpr.registry import METRICS
 from ..functional.rank import (
     _check_chunk_size,
     _check_has_positives,
+    _check_keep_topk,
     _check_topk,
     _RankAccumulator,
 )
 
 _FIELDS = ('image_feat', 'text_feats', 'pid')
+DIRECTIONS = ('t2i', 'i2t')
+# Extension of ``out_file`` -> format of mmengine.fileio.dump.
+_OUT_FORMATS = {'.pkl': 'pkl', '.pickle': 'pkl', '.json': 'json'}
 
 
 def _as_float_tensor(value: Any, name: str) -> Tensor:
@@ -43,6 +51,74 @@ def _as_pid(value: Any) -> int:
     return int(value)
 
 
+def _check_directions(directions: Union[str, Sequence[str]]
+                      ) -> Tuple[str, ...]:
+    """Validate ``directions``; return them with 't2i' first."""
+    if isinstance(directions, str):
+        directions = (directions, )
+    if not isinstance(directions, Sequence) or any(
+            d not in DIRECTIONS for d in directions):
+        raise ValueError(f'TPRMetric: `directions` must be a sequence of '
+                         f'{DIRECTIONS}, got {directions!r}.')
+    if 't2i' not in directions:
+        raise ValueError("TPRMetric: `directions` must include 't2i' (the "
+                         'benchmark protocol, reported first), got '
+                         f'{tuple(directions)!r}.')
+    return tuple(d for d in DIRECTIONS if d in directions)
+
+
+def _check_out_file(out_file: Optional[str]) -> Optional[str]:
+    if out_file is None:
+        return None
+    if not isinstance(out_file, (str, os.PathLike)):
+        raise TypeError('TPRMetric: `out_file` must be a path, got '
+                        f'{out_file!r}.')
+    out_file = os.fspath(out_file)
+    ext = osp.splitext(out_file)[1].lower()
+    if ext not in _OUT_FORMATS:
+        raise ValueError(f'TPRMetric: `out_file` must end with one of '
+                         f'{sorted(_OUT_FORMATS)}, got {out_file!r}.')
+    return out_file
+
+
+def _sample_captions(sample: dict, num: int) -> Optional[List[str]]:
+    """The caption strings of a sample (``captions`` in test mode,
+    ``caption`` in training mode), or None if it carries none."""
+    if sample.get('captions') is not None:
+        captions = sample['captions']
+        captions = [captions] if isinstance(captions, str) else captions
+    elif sample.get('caption') is not None:
+        captions = [sample['caption']]
+    else:
+        return None
+    captions = [str(c) for c in captions]
+    if len(captions) != num:
+        raise ValueError(
+            f'TPRMetric: a data sample carries {len(captions)} captions '
+            f'but {num} caption features: {captions!r}.')
+    return captions
+
+
+def _write_atomically(content: dict, out_file: str) -> None:
+    """Dump ``content`` into ``out_file`` through a temporary file in the
+    same directory, so that readers never see a partial file."""
+    directory = osp.dirname(osp.abspath(out_file))
+    os.makedirs(directory, exist_ok=True)
+    file_format = _OUT_FORMATS[osp.splitext(out_file)[1].lower()]
+    # A fresh name rather than tempfile.mkstemp, whose file would keep
+    # mode 0600 after the rename instead of following the umask.
+    tmp_path = osp.join(
+        directory,
+        f'.{osp.basename(out_file)}.{os.getpid()}.{uuid.uuid4().hex}.tmp')
+    try:
+        dump(content, tmp_path, file_format=file_format)
+        os.replace(tmp_path, out_file)
+    except BaseException:
+        if osp.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
 @METRICS.register_module()
 class TPRMetric(BaseMetric):
     """R@k, mAP and mINP of text-based person retrieval.
@@ -54,24 +130,69 @@ class TPRMetric(BaseMetric):
     tie rule (equal scores rank by ascending gallery index, i.e. by the
     order in which the images were processed).
 
+    With ``directions=('t2i', 'i2t')`` it also evaluates image-to-text
+    retrieval: every image ranks all captions, and a caption is relevant
+    iff it describes the same person. Those metrics get the keys
+    ``i2t_R1``, ..., ``i2t_mAP``, ``i2t_mINP`` and come after the
+    text-to-image ones, whose keys do not change.
+
     The model's ``predict`` must return one data sample per gallery image;
     mmengine's evaluator hands them to :meth:`process` as dicts with
 
     - ``image_feat`` (Tensor): the image embedding, shape (D, );
     - ``text_feats`` (Tensor): the embeddings of the image's N captions,
       shape (N, D) with N >= 1 (a 1-D tensor counts as one caption);
-    - ``pid`` (int | Tensor | np.integer): the person id.
+    - ``pid`` (int | Tensor | np.integer): the person id;
+    - optionally ``captions`` (list[str], N of them; or ``caption``, a str)
+      and ``img_path`` (str), kept only for ``out_file``.
 
     The embeddings need not be normalised: :meth:`compute_metrics`
     L2-normalises both sides, so the similarity is the cosine similarity.
     It is computed in float32, ``chunk_size`` queries at a time, and ranked
     chunk by chunk, so the full (Q, G) matrix is never built.
 
+    If ``out_file`` is set, :meth:`compute_metrics` also writes the
+    per-query text-to-image results there with
+    :func:`mmengine.fileio.dump`, for offline analysis (the format follows
+    the extension: ``.pkl`` keeps numpy arrays, ``.json`` stores lists). It
+    is a dict, with Q the number of captions (queries), G the number of
+    images (gallery) and k = ``min(keep_topk, G)``:
+
+    - ``metrics`` (dict): what :meth:`compute_metrics` returns (without the
+      prefix), in percent;
+    - ``direction`` (str): 't2i';
+    - ``query_pids`` (Q, ) and ``gallery_pids`` (G, ): person ids;
+    - ``query_image_index`` (Q, ): index of the gallery image each caption
+      came from (queries are the images' captions in gallery order);
+    - ``topk_indices`` (Q, k): the k best gallery indices per query, best
+      first, equal scores by ascending gallery index;
+    - ``topk_scores`` (Q, k) float32: their cosine similarities;
+    - ``topk_pids`` (Q, k): their person ids;
+    - ``ap`` (Q, ) and ``inp`` (Q, ) float64: per-query AP and INP in
+      [0, 1] (``100 * ap.mean()`` is ``mAP``);
+    - ``first_match_rank`` (Q, ): 0-based rank of the first positive
+      (``R@k`` is the percentage of queries where it is < k);
+    - ``captions`` (list of Q str): only if every data sample carries its
+      captions;
+    - ``gallery_img_paths`` (list of G str): only if every data sample
+      carries ``img_path``.
+
+    The file is written atomically (a temporary file in the same
+    directory, then renamed), its directory created if needed, and an
+    existing file is replaced. See ``docs/evaluation_output.md``.
+
     Args:
         topk (int | Sequence[int]): The cut-offs k of R@k.
             Defaults to (1, 5, 10).
         chunk_size (int): Number of queries scored and ranked at a time.
             Defaults to 1024.
+        directions (Sequence[str]): 't2i' alone, or with 'i2t' for the
+            image-to-text metrics too. Defaults to ('t2i', ).
+        out_file (str, optional): Where to write the per-query results,
+            ending with ``.pkl`` (or ``.pickle``) or ``.json``.
+            Defaults to None (no file).
+        keep_topk (int, optional): How many gallery items per query the
+            results file keeps. Defaults to None, i.e. ``max(topk)``.
         collect_device (str): Device used to collect the results from the
             ranks in distributed evaluation, 'cpu' or 'gpu'.
             Defaults to 'cpu'.
@@ -84,7 +205,9 @@ class TPRMetric(BaseMetric):
     Example:
         >>> # In a config:
         >>> val_evaluator = dict(type='TPRMetric')
-        >>> test_evaluator = dict(type='TPRMetric', topk=(1, 5, 10))
+        >>> test_evaluator = dict(type='TPRMetric', topk=(1, 5, 10),
+        ...                       directions=('t2i', 'i2t'),
+        ...                       out_file='work_dirs/test_results.pkl')
     """
 
     default_prefix: Optional[str] = 'tpr'
@@ -92,6 +215,9 @@ class TPRMetric(BaseMetric):
     def __init__(self,
                  topk: Union[int, Sequence[int]] = (1, 5, 10),
                  chunk_size: int = 1024,
+                 directions: Sequence[str] = ('t2i', ),
+                 out_file: Optional[str] = None,
+                 keep_topk: Optional[int] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  collect_dir: Optional[str] = None) -> None:
@@ -101,9 +227,16 @@ class TPRMetric(BaseMetric):
             collect_dir=collect_dir)
         self.topk = _check_topk(topk)
         self.chunk_size = _check_chunk_size(chunk_size)
+        self.directions = _check_directions(directions)
+        self.out_file = _check_out_file(out_file)
+        self.keep_topk = (max(self.topk) if keep_topk is None else
+                          _check_keep_topk(keep_topk))
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Store the features and the person id of every image.
+
+        With ``out_file`` set, the captions and the image path are kept
+        too, when the data samples carry them.
 
         Args:
             data_batch (Any): A batch from the dataloader (unused).
@@ -133,14 +266,21 @@ class TPRMetric(BaseMetric):
                     'TPRMetric: `text_feats` must have shape (N, D) with '
                     f'N >= 1 and D = {image_feat.shape[0]} (the size of '
                     f'`image_feat`), got {tuple(text_feats.shape)}.')
-            self.results.append(
-                dict(
-                    image_feat=image_feat,
-                    text_feats=text_feats,
-                    pid=_as_pid(sample['pid'])))
+            result = dict(
+                image_feat=image_feat,
+                text_feats=text_feats,
+                pid=_as_pid(sample['pid']))
+            if self.out_file is not None:
+                captions = _sample_captions(sample, text_feats.shape[0])
+                if captions is not None:
+                    result['captions'] = captions
+                if 'img_path' in sample:
+                    result['img_path'] = str(sample['img_path'])
+            self.results.append(result)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        """Rank the images for every caption.
+        """Rank the images for every caption (and, with 'i2t', the
+        captions for every image); write ``out_file`` if set.
 
         Args:
             results (list[dict]): The results stored by :meth:`process`,
@@ -148,7 +288,8 @@ class TPRMetric(BaseMetric):
 
         Returns:
             dict[str, float]: ``R{k}`` for every k in ``topk``, ``mAP`` and
-            ``mINP``, in percent.
+            ``mINP``, in percent; with 'i2t' then the same with the prefix
+            ``i2t_``.
         """
         if len(results) == 0:
             raise ValueError('TPRMetric: no results to evaluate; did the '
@@ -172,11 +313,78 @@ class TPRMetric(BaseMetric):
 
         gallery = F.normalize(gallery.float(), dim=1)
         queries = F.normalize(queries.float(), dim=1)
+        keep_details = self.out_file is not None
+        t2i = self._rank(queries, gallery, query_pids, gallery_pids,
+                         keep_details)
+        metrics = t2i.summarize()
+        if 'i2t' in self.directions:
+            print_log(
+                f'TPRMetric: ranking {num_queries} captions for '
+                f'{num_gallery} image queries (image-to-text).',
+                logger='current')
+            i2t = self._rank(gallery, queries, gallery_pids, query_pids)
+            metrics.update(
+                {f'i2t_{k}': v
+                 for k, v in i2t.summarize().items()})
+        if keep_details:
+            self._write_results(results, metrics, t2i.details(), query_pids,
+                                gallery_pids, num_captions)
+        return metrics
+
+    def _rank(self,
+              queries: Tensor,
+              gallery: Tensor,
+              query_pids: Tensor,
+              gallery_pids: Tensor,
+              keep_details: bool = False) -> _RankAccumulator:
+        """Rank the normalised ``gallery`` for every query, by chunks."""
         _check_has_positives(query_pids, gallery_pids)
-        accumulator = _RankAccumulator(gallery_pids, self.topk)
-        for start in range(0, num_queries, self.chunk_size):
-            end = min(start + self.chunk_size, num_queries)
+        accumulator = _RankAccumulator(
+            gallery_pids,
+            self.topk,
+            keep_details=keep_details,
+            keep_topk=self.keep_topk)
+        for start in range(0, queries.shape[0], self.chunk_size):
+            end = min(start + self.chunk_size, queries.shape[0])
             similarity = queries[start:end] @ gallery.T
             accumulator.update(
                 similarity, query_pids[start:end], offset=start)
-        return accumulator.summarize()
+        return accumulator
+
+    def _write_results(self, results: List[dict], metrics: Dict[str, float],
+                       details: Dict[str, np.ndarray], query_pids: Tensor,
+                       gallery_pids: Tensor, num_captions: Tensor) -> None:
+        """Write the per-query text-to-image results to ``out_file``."""
+        gallery_pids_np = gallery_pids.numpy()
+        content: Dict[str, Any] = dict(
+            metrics=dict(metrics),
+            direction='t2i',
+            query_pids=query_pids.numpy(),
+            gallery_pids=gallery_pids_np,
+            query_image_index=torch.repeat_interleave(
+                torch.arange(len(results)), num_captions).numpy(),
+            topk_indices=details['topk_indices'],
+            topk_scores=details['topk_scores'],
+            topk_pids=gallery_pids_np[details['topk_indices']],
+            ap=details['ap'],
+            inp=details['inp'],
+            first_match_rank=details['first_match_rank'])
+        if all('captions' in res for res in results):
+            content['captions'] = [
+                caption for res in results for caption in res['captions']
+            ]
+        if all('img_path' in res for res in results):
+            content['gallery_img_paths'] = [
+                res['img_path'] for res in results
+            ]
+        if _OUT_FORMATS[osp.splitext(self.out_file)[1].lower()] == 'json':
+            content = {
+                key: value.tolist() if isinstance(value, np.ndarray) else
+                value
+                for key, value in content.items()
+            }
+        _write_atomically(content, self.out_file)
+        print_log(
+            f'TPRMetric: wrote the per-query results of {len(query_pids)} '
+            f'queries to {osp.abspath(self.out_file)}',
+            logger='current')
