@@ -13,9 +13,11 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 import mmtpr  # noqa: F401  (registries, checkpoint-loading fix)
+from mmtpr.utils import setup_dist
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # --dataset NAME -> the dataset config whose test_dataloader is used.
@@ -179,13 +181,15 @@ def main(argv=None):
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f"checkpoint '{args.checkpoint}' not found")
     cfg = build_config(args)
+    setup_dist(cfg)  # gloo and no device_ids where there is no CUDA
     runner = Runner.from_cfg(cfg)
     runner.logger.info('Evaluating on '
                        f'{describe_dataset(cfg.test_dataloader.dataset)}')
     metrics = runner.test()
-    if args.out is not None:
-        print(f'Per-query results written to {osp.abspath(args.out)}')
-    print(' '.join(f'{k}: {v:.2f}' for k, v in metrics.items()))
+    if is_main_process():  # every rank has the metrics: print them once
+        if args.out is not None:
+            print(f'Per-query results written to {osp.abspath(args.out)}')
+        print(' '.join(f'{k}: {v:.2f}' for k, v in metrics.items()))
     return metrics
 
 

@@ -7,6 +7,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmtpr  # noqa: F401  (registries, checkpoint-loading fix)
+from mmtpr.utils import setup_dist
 
 
 def parse_args():
@@ -71,7 +72,9 @@ def build_cfg(args) -> Config:
 
 def main():
     args = parse_args()
-    runner = Runner.from_cfg(build_cfg(args))
+    cfg = build_cfg(args)
+    setup_dist(cfg)  # gloo and no device_ids where there is no CUDA
+    runner = Runner.from_cfg(cfg)
     runner.train()
 
 
