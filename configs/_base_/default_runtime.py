@@ -13,6 +13,13 @@ default_hooks = dict(
         save_best='tpr/R1',
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Random states in checkpoints and RNG-neutral validation: `--resume`
+    # continues exactly (docs/checkpoints.md). A default hook, so configs
+    # with their own `custom_hooks` keep it.
+    rng_state=dict(type='RandomStateHook'),
+    # Checks PETL-only checkpoints when they are loaded; PETL methods set
+    # petl_only=True to save only the trainable parameters.
+    petl_checkpoint=dict(type='PETLCheckpointHook', petl_only=False),
 )
 
 env_cfg = dict(

@@ -29,3 +29,7 @@ optim_wrapper = dict(
         custom_keys={'bias': dict(lr_mult=2.0, decay_mult=0.0)}))
 
 custom_hooks = [dict(type='LoadBalanceLossHook', interval=50)]
+
+# Checkpoints hold only the trainable (PETL) parameters, loaded over the
+# frozen pretrained CLIP (docs/checkpoints.md), plus what resume needs.
+default_hooks = dict(petl_checkpoint=dict(petl_only=True))

@@ -19,3 +19,7 @@ model = dict(
         ]))
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
+
+# Checkpoints hold only the trainable (PETL) parameters, loaded over the
+# frozen pretrained CLIP (docs/checkpoints.md), plus what resume needs.
+default_hooks = dict(petl_checkpoint=dict(petl_only=True))

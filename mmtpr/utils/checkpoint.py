@@ -1,4 +1,24 @@
-"""Loading MMEngine checkpoints with ``torch.load(weights_only=True)``.
+"""Checkpoints that load safely, are written atomically, fail loudly when
+damaged, and can hold only the PETL parameters.
+
+:func:`setup_mmengine_checkpoints` (called once by ``import mmtpr``) applies
+the three process-wide parts:
+
+- ``torch.load(weights_only=True)`` reads MMEngine checkpoints
+  (:func:`allow_mmengine_checkpoint_globals`, below);
+- local writes through MMEngine's file backend (``save_checkpoint``) are
+  atomic (:class:`AtomicLocalBackend`);
+- a local checkpoint that is empty, truncated or corrupted raises
+  :class:`CorruptedCheckpointError` naming the file
+  (:func:`load_local_checkpoint`), for ``load_from`` and ``resume`` alike.
+
+The PETL-only helpers (:func:`petl_state_dict_keys`,
+:func:`check_petl_checkpoint`, :func:`load_petl_checkpoint`) are used by
+:class:`mmtpr.engine.hooks.PETLCheckpointHook` and by inference code. See
+docs/checkpoints.md.
+
+Loading MMEngine checkpoints with ``torch.load(weights_only=True)``
+-------------------------------------------------------------------
 
 MMEngine 0.10.7 loads checkpoints with a plain ``torch.load``; since torch 2.6
 that defaults to ``weights_only=True``, which refuses the few Python objects
@@ -15,12 +35,22 @@ itself would defeat ``weights_only`` (``getattr`` reaches any module), so the
 name ``builtins.getattr`` is mapped to :func:`_history_buffer_getattr`, which
 only returns HistoryBuffer's own statistics methods.
 """
+import contextlib
+import logging
+import os
+import os.path as osp
 import pickle
-from typing import Any, List
+import re
+import uuid
+import zipfile
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from mmengine.logging import HistoryBuffer
+import torch.nn as nn
+from mmengine.fileio.backends import LocalBackend
+from mmengine.logging import HistoryBuffer, print_log
 
 # The statistics every HistoryBuffer instance registers for itself.
 _DEFAULT_STATISTICS = ('min', 'max', 'mean', 'current')
@@ -77,3 +107,466 @@ def allow_mmengine_checkpoint_globals() -> None:
     if add is None:  # torch < 2.4 loads with weights_only=False anyway
         return
     add(checkpoint_safe_globals())
+
+
+# ---------------------------------------------------------------------------
+# Atomic local writes
+# ---------------------------------------------------------------------------
+# MMEngine's save_checkpoint serialises the checkpoint into memory and hands
+# the bytes to the file backend; LocalBackend.put opens the final path with
+# 'wb', so a crash (or a full disk) while writing leaves a truncated file
+# under the real name; without fsync a power loss can even truncate a file
+# whose write had returned and that `last_checkpoint` already names.
+_CHUNK = 64 << 20  # bytes per write call
+
+
+def _temp_path(path: str) -> str:
+    """A hidden sibling of ``path``, unique to this process and call."""
+    directory, name = osp.split(path)
+    return osp.join(directory,
+                    f'.{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
+
+
+def _temp_pattern(path: str) -> 're.Pattern':
+    return re.compile(rf'^\.{re.escape(osp.basename(path))}\.(\d+)\.'
+                      r'[0-9a-f]{8}\.tmp$')
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. no permission: it exists
+        return True
+    return True
+
+
+def _remove_stale_temps(path: str) -> None:
+    """Remove the temp files of ``path`` left by killed writers."""
+    directory = osp.dirname(path) or '.'
+    pattern = _temp_pattern(path)
+    for name in os.listdir(directory):
+        match = pattern.match(name)
+        if match and int(match.group(1)) != os.getpid() and \
+                not _pid_alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.remove(osp.join(directory, name))
+
+
+def _write_chunks(file, data) -> None:
+    view = memoryview(data)
+    for start in range(0, len(view), _CHUNK):
+        file.write(view[start:start + _CHUNK])
+
+
+def _fsync_directory(directory: str) -> None:
+    # Makes the rename itself durable; not possible on every platform.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(data: bytes, path: Union[str, os.PathLike]) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is never seen partial.
+
+    The bytes go to a hidden temp file in the same directory (same file
+    system), which is flushed and fsync-ed, then renamed over ``path`` with
+    :func:`os.replace` (atomic on POSIX and Windows). If anything fails the
+    temp file is removed and ``path`` keeps its previous content; a writer
+    killed outright leaves only its hidden temp file, which the next write
+    of the same path removes.
+
+    Args:
+        data (bytes-like): the content.
+        path (str | PathLike): the destination; its directory is created.
+    """
+    # a symlink keeps pointing at the (replaced) file it names, as with
+    # open(path, 'wb')
+    path = osp.realpath(os.fspath(path))
+    directory = osp.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    _remove_stale_temps(path)
+    tmp = _temp_path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
+    fd = os.open(tmp, flags, 0o666)  # mode as open(): 0o666 & ~umask
+    try:
+        with os.fdopen(fd, 'wb') as file:
+            _write_chunks(file, data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    _fsync_directory(directory)
+
+
+class AtomicLocalBackend(LocalBackend):
+    """MMEngine's local file backend with atomic :meth:`put`.
+
+    Registered by :func:`setup_mmengine_checkpoints` as the ``'local'``
+    backend (the one for paths without a ``scheme://``), so every
+    checkpoint that :class:`CheckpointHook` saves goes through
+    :func:`atomic_write_bytes`.
+    """
+
+    def put(self, obj: bytes, filepath: Union[str, os.PathLike]) -> None:
+        atomic_write_bytes(obj, filepath)
+
+
+# ---------------------------------------------------------------------------
+# Clear errors for damaged checkpoints
+# ---------------------------------------------------------------------------
+class CorruptedCheckpointError(ValueError):
+    """A checkpoint file exists but is empty, truncated or corrupted."""
+
+
+def _other_checkpoints(path: str, limit: int = 5) -> List[str]:
+    """Other ``*.pth`` files beside ``path``, newest first."""
+    directory = osp.dirname(osp.abspath(path))
+    if not osp.isdir(directory):
+        return []
+    found = [osp.join(directory, name) for name in os.listdir(directory)
+             if name.endswith('.pth') and not name.startswith('.')
+             and osp.join(directory, name) != osp.abspath(path)]
+
+    def mtime(p: str) -> float:
+        try:
+            return osp.getmtime(p)
+        except OSError:  # removed meanwhile
+            return 0.0
+
+    found.sort(key=mtime, reverse=True)
+    return found[:limit]
+
+
+def _earlier_hint(path: str) -> str:
+    others = _other_checkpoints(path)
+    if not others:
+        return ''
+    return ' Checkpoints beside it, newest first: ' + ', '.join(
+        osp.basename(p) for p in others) + '.'
+
+
+def diagnose_checkpoint_file(path: str) -> Optional[str]:
+    """What is wrong with the file ``path``, or None if its container looks
+    intact (a ``torch.save`` zip archive whose members pass their CRC
+    check, so a load error has another cause).
+
+    Returns:
+        str | None: e.g. ``'empty (0 bytes)'`` or ``'truncated (...)'``.
+    """
+    size = osp.getsize(path)
+    if size == 0:
+        return 'empty (0 bytes)'
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+            return f'corrupted (a damaged zip archive: {err})'
+        if bad is not None:
+            return f"corrupted (the archive member '{bad}' fails its CRC)"
+        return None
+    with open(path, 'rb') as file:
+        head = file.read(4)
+    if head == b'PK\x03\x04':
+        return ('truncated (a zip archive that lacks its end records, as '
+                'left by an interrupted write)')
+    return 'truncated or corrupted (not a PyTorch checkpoint archive)'
+
+
+def _corrupted(filename: str, problem: str,
+               err: Optional[BaseException] = None
+               ) -> CorruptedCheckpointError:
+    detail = ''
+    if err is not None:
+        reason = str(err).strip()
+        if len(reason) > 120:
+            reason = reason[:117] + '...'
+        detail = f' ({type(err).__name__}: {reason})'
+    return CorruptedCheckpointError(
+        f"cannot load checkpoint '{filename}': the file is {problem}"
+        f'{detail}. It was probably cut short (a crash or a full disk while '
+        'it was written or copied, an interrupted download) or damaged on '
+        'disk. Use an earlier checkpoint: `tools/train.py CONFIG --resume '
+        'PATH` or `load_from=PATH`.' + _earlier_hint(filename))
+
+
+def load_from_local(filename: str, map_location=None) -> Any:
+    """MMEngine's local checkpoint loader with integrity checks and clear
+    errors.
+
+    Replaces :func:`mmengine.runner.checkpoint.load_from_local` for paths
+    without a ``scheme://`` (registered by
+    :func:`setup_mmengine_checkpoints`), so ``load_from``, ``resume`` and
+    ``init_cfg=dict(type='Pretrained')`` all report a missing file, or an
+    empty, truncated or corrupted one, by name and suggest an earlier
+    checkpoint. The CRC-32 of every member of a ``torch.save`` archive is
+    verified first (``torch.load`` does not: a flipped bit in a tensor
+    would load silently). Other load errors (e.g. ``weights_only``
+    refusing a global) are raised unchanged.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        CorruptedCheckpointError: the file is empty, truncated or corrupted.
+    """
+    filename = osp.expanduser(os.fspath(filename))
+    if not osp.isfile(filename):
+        raise FileNotFoundError(
+            f"checkpoint '{filename}' does not exist"
+            + ('' if filename else " (an empty path: is the work dir's "
+               '`last_checkpoint` file empty?)') + '.'
+            + _earlier_hint(filename))
+    if osp.getsize(filename) == 0 or zipfile.is_zipfile(filename):
+        problem = diagnose_checkpoint_file(filename)
+        if problem is not None:
+            raise _corrupted(filename, problem)
+    try:
+        return torch.load(filename, map_location=map_location)
+    except Exception as err:
+        problem = diagnose_checkpoint_file(filename)
+        if problem is None:
+            raise
+        raise _corrupted(filename, problem, err) from err
+
+
+def setup_mmengine_checkpoints() -> None:
+    """Apply mmtpr's process-wide checkpoint fixes to MMEngine.
+
+    Allows MMEngine's globals for ``torch.load(weights_only=True)``,
+    registers :class:`AtomicLocalBackend` for local paths and
+    :func:`load_from_local` as the local checkpoint loader. Called once
+    when :mod:`mmtpr` is imported; calling it again is harmless.
+    """
+    from mmengine.fileio import io as fileio_io
+    from mmengine.fileio import register_backend
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    allow_mmengine_checkpoint_globals()
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+    # get_file_backend(enable_singleton=True) caches instances
+    for key, backend in list(fileio_io.backend_instances.items()):
+        if type(backend) is LocalBackend:
+            fileio_io.backend_instances[key] = AtomicLocalBackend()
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local,
+                                     force=True)
+
+
+# ---------------------------------------------------------------------------
+# PETL-only checkpoints
+# ---------------------------------------------------------------------------
+def petl_state_dict_keys(model: nn.Module) -> List[str]:
+    """The state-dict keys that a PETL-only checkpoint of ``model`` holds.
+
+    Every trainable parameter (``requires_grad``, wherever it lives, e.g. a
+    learnable logit scale) and every entry of the state of a
+    :class:`~mmtpr.models.petl.PETLModule` (its parameters, trainable or
+    not, and its persistent buffers), in state-dict order. Everything else
+    (the frozen CLIP) comes from ``pretrained`` when the model is built.
+
+    Args:
+        model (nn.Module): the model, not wrapped (no DDP ``module.``).
+
+    Returns:
+        list[str]: the keys.
+    """
+    from mmtpr.models.petl import PETLModule  # the models are heavy
+    prefixes = tuple(f'{name}.' for name, module in model.named_modules(
+        remove_duplicate=False) if isinstance(module, PETLModule))
+    return [key for key, value in model.state_dict(keep_vars=True).items()
+            if (isinstance(value, nn.Parameter) and value.requires_grad)
+            or key.startswith(prefixes)]
+
+
+def select_state_dict(state_dict: Dict[str, torch.Tensor],
+                      keys: Sequence[str]) -> 'OrderedDict[str, Any]':
+    """The entries ``keys`` of ``state_dict``, keeping its ``_metadata``
+    (the modules' state-dict versions)."""
+    selected = OrderedDict((key, state_dict[key]) for key in keys)
+    selected._metadata = getattr(state_dict, '_metadata', OrderedDict())
+    return selected
+
+
+def state_dict_size(state_dict: Dict[str, Any]) -> Tuple[int, int]:
+    """``(number of elements, bytes)`` of the tensors of a state dict."""
+    tensors = [v for v in state_dict.values() if isinstance(v, torch.Tensor)]
+    return (sum(t.numel() for t in tensors),
+            sum(t.numel() * t.element_size() for t in tensors))
+
+
+def frozen_fingerprint(model: nn.Module,
+                       petl_keys: Sequence[str],
+                       samples: int = 4096) -> List[float]:
+    """A cheap check that a PETL-only checkpoint is loaded over the frozen
+    weights it was trained on: ``[tensors, sum, sum of |x|]`` (float64) of
+    up to ``samples`` evenly strided elements of every tensor of ``model``'s
+    state outside ``petl_keys`` (a full pass over ViT-B/16's 150 M frozen
+    weights would take seconds on a small CPU)."""
+    skip = set(petl_keys)
+    count, total, absolute = 0, 0.0, 0.0
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            if key in skip or not isinstance(value, torch.Tensor):
+                continue
+            flat = value.detach().reshape(-1)
+            flat = flat[::max(1, flat.numel() // samples)].double()
+            count += 1
+            total += float(flat.sum())
+            absolute += float(flat.abs().sum())
+    return [float(count), total, absolute]
+
+
+def fingerprints_match(saved: Sequence[float],
+                       current: Sequence[float]) -> bool:
+    """Whether two :func:`frozen_fingerprint` values agree (up to the
+    summation order of another device)."""
+    if len(saved) != 3 or len(current) != 3 or saved[0] != current[0]:
+        return False
+    scale = 1e-6 * max(abs(saved[2]), 1.0)
+    return abs(saved[1] - current[1]) <= scale and \
+        abs(saved[2] - current[2]) <= scale
+
+
+def _strip_module(state_dict: Dict[str, Any]) -> 'OrderedDict[str, Any]':
+    # as Runner.load_checkpoint's revise_keys=[(r'^module\.', '')]
+    stripped = OrderedDict(
+        (key[len('module.'):] if key.startswith('module.') else key, value)
+        for key, value in state_dict.items())
+    stripped._metadata = getattr(state_dict, '_metadata', OrderedDict())
+    return stripped
+
+
+def _few(keys: Sequence[str], limit: int = 5) -> str:
+    shown = ', '.join(keys[:limit])
+    return shown + (f', ... ({len(keys)} in all)' if len(keys) > limit
+                    else '')
+
+
+def check_petl_checkpoint(model: nn.Module,
+                          state_dict: Dict[str, Any],
+                          source: str = 'the PETL-only checkpoint') -> None:
+    """Refuse a PETL-only state dict that does not fit ``model``'s PETL
+    setup.
+
+    The keys must be exactly :func:`petl_state_dict_keys` of ``model``
+    (a ``module.`` prefix is ignored) with the same shapes.
+
+    Args:
+        model (nn.Module): the model (unwrapped), built with its PETL
+            techniques.
+        state_dict (dict): the checkpoint's ``state_dict``.
+        source (str): how the error names the checkpoint.
+
+    Raises:
+        ValueError: listing the missing, unexpected and mis-shaped keys (a
+            few of each, then '...' and the count).
+    """
+    state_dict = _strip_module(state_dict)
+    expected = petl_state_dict_keys(model)
+    expected_set = set(expected)
+    model_state = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected_set]
+    mismatched = [
+        f'{k} {tuple(state_dict[k].shape)} vs {tuple(model_state[k].shape)}'
+        for k in expected if k in state_dict
+        and isinstance(state_dict[k], torch.Tensor)
+        and state_dict[k].shape != model_state[k].shape]
+    if not (missing or unexpected or mismatched):
+        return
+    problems = []
+    if missing:
+        problems.append(f'missing {len(missing)} key(s) of the model: '
+                        f'{_few(missing)}')
+    if unexpected:
+        problems.append(f'{len(unexpected)} unexpected key(s): '
+                        f'{_few(unexpected)}')
+    if mismatched:
+        problems.append(f'{len(mismatched)} key(s) of another shape '
+                        f'(checkpoint vs model): {_few(mismatched)}')
+    raise ValueError(
+        f'{source} does not match the PETL setup of the model '
+        f'({len(state_dict)} tensors in the checkpoint, {len(expected)} '
+        f'trainable/PETL tensors in the model): ' + '; '.join(problems)
+        + '. Build the model with the same model.backbone.petl (techniques, '
+        'ranks, lengths, layers) and freeze setting as the run that saved '
+        'it.')
+
+
+def complete_petl_state_dict(model: nn.Module,
+                             state_dict: Dict[str, Any]
+                             ) -> 'OrderedDict[str, Any]':
+    """A full state dict: ``model``'s own (frozen) state overlaid with the
+    PETL-only ``state_dict``, so that loading it reports no missing keys."""
+    state_dict = _strip_module(state_dict)
+    full = OrderedDict(model.state_dict())
+    full.update(state_dict)
+    full._metadata = state_dict._metadata or getattr(
+        full, '_metadata', OrderedDict())
+    return full
+
+
+def load_petl_checkpoint(model: nn.Module,
+                         checkpoint: Union[str, Dict[str, Any]],
+                         map_location='cpu') -> Dict[str, Any]:
+    """Load a checkpoint into a built ``model`` (e.g. for inference).
+
+    A PETL-only checkpoint (``meta['petl_only']``, saved by
+    :class:`~mmtpr.engine.hooks.PETLCheckpointHook`) is checked with
+    :func:`check_petl_checkpoint` and loaded over the model's frozen
+    weights, which must be the ``pretrained`` weights the checkpoint was
+    trained on (a warning says when they differ); a full checkpoint is
+    loaded strictly.
+
+    Args:
+        model (nn.Module): the built model (unwrapped).
+        checkpoint (str | dict): a checkpoint file or a loaded checkpoint.
+        map_location: as :func:`torch.load`, for a file. Defaults to 'cpu'.
+
+    Returns:
+        dict: the checkpoint.
+    """
+    source = 'the PETL-only checkpoint'
+    if not isinstance(checkpoint, dict):
+        source = f"PETL-only checkpoint '{checkpoint}'"
+        checkpoint = load_from_local(checkpoint, map_location)
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    meta = checkpoint.get('meta') or {}
+    if not meta.get('petl_only'):
+        model.load_state_dict(_strip_module(state_dict), strict=True)
+        return checkpoint
+    check_petl_checkpoint(model, state_dict, source)
+    warn_if_frozen_weights_differ(model, meta, source)
+    model.load_state_dict(complete_petl_state_dict(model, state_dict),
+                          strict=True)
+    return checkpoint
+
+
+def warn_if_frozen_weights_differ(model: nn.Module, meta: Dict[str, Any],
+                                  source: str) -> bool:
+    """Log a warning if the model's frozen weights are not those that the
+    PETL-only checkpoint was trained on; returns whether they match."""
+    saved = meta.get('frozen_fingerprint')
+    if saved is None:
+        return True
+    current = frozen_fingerprint(model, petl_state_dict_keys(model))
+    if fingerprints_match(saved, current):
+        return True
+    print_log(
+        f'{source} was trained on other frozen weights than those of the '
+        f'model (fingerprint [tensors, sum, sum|x|] {saved} at save time, '
+        f'{current} now): its PETL parameters are loaded, but the results '
+        'will not be those of training. Build the model with the '
+        '`pretrained` weights of the training run.',
+        logger='current', level=logging.WARNING)
+    return False

@@ -1,0 +1,1 @@
+"""Helpers that tests load into subprocesses (``custom_imports``)."""
