@@ -40,7 +40,8 @@ setup(
     packages=find_packages(include=['mmtpr', 'mmtpr.*']),
     python_requires='>=3.9',
     install_requires=_read('requirements/runtime.txt') + [_mmcv_requirement()],
-    extras_require={'tests': _read('requirements/tests.txt')},
+    extras_require={'tests': _read('requirements/tests.txt'),
+                    'faiss': _read('requirements/faiss.txt')},
     license='Apache-2.0',
     zip_safe=False,
 )

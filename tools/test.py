@@ -14,10 +14,12 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
+from mmengine.fileio import load
 from mmengine.runner import Runner
 
 import mmtpr  # noqa: F401  (registries, checkpoint-loading fix)
 from mmtpr.utils import setup_dist
+from mmtpr.visualization import draw_test_results
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # --dataset NAME -> the dataset config whose test_dataloader is used.
@@ -51,6 +53,14 @@ def parse_args(argv=None):
         '--out', metavar='FILE',
         help='also write the per-query results (top-k, AP, INP, ...) to '
         'FILE, .pkl or .json (see docs/evaluation_output.md)')
+    parser.add_argument(
+        '--show-dir', metavar='DIR',
+        help='write pictures of a sample of test queries (the caption '
+        'above its top-10 images, correct person framed green, others '
+        'red) into DIR')
+    parser.add_argument('--show-num', type=int, default=20,
+                        help='how many queries --show-dir draws (evenly '
+                        'spaced over the split; default: %(default)s)')
     parser.add_argument('--i2t', action='store_true',
                         help='also report image-to-text metrics (i2t_R1, '
                         '...)')
@@ -146,6 +156,9 @@ def build_config(args):
     if args.split is not None:
         cfg.test_dataloader.dataset.split = args.split
     metric_args = {}
+    if args.out is None and args.show_dir is not None:
+        # the pictures are drawn from the per-query results
+        args.out = osp.join(args.show_dir, 'results.pkl')
     if args.out is not None:
         metric_args['out_file'] = args.out
     if args.i2t:
@@ -190,6 +203,10 @@ def main(argv=None):
         if args.out is not None:
             print(f'Per-query results written to {osp.abspath(args.out)}')
         print(' '.join(f'{k}: {v:.2f}' for k, v in metrics.items()))
+        if args.show_dir is not None:
+            written = draw_test_results(load(args.out), args.show_dir,
+                                        args.show_num)
+            print(f'{len(written)} pictures written to {args.show_dir}')
     return metrics
 
 

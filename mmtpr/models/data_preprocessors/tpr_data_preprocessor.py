@@ -58,6 +58,16 @@ class TPRDataPreprocessor(BaseDataPreprocessor):
         if random_erasing is not None:
             self.random_erasing = RandomErasingNormalized(**random_erasing)
 
+    def normalize_images(self, images) -> torch.Tensor:
+        """(B, 3, H, W) uint8 BGR images (or a list of (3, H, W)) on this
+        module's device -> float, RGB, CLIP-normalised."""
+        if isinstance(images, (list, tuple)):
+            images = torch.stack(list(images))
+        images = images.to(self.mean.device).float()
+        if self.to_rgb:
+            images = images.flip(1)
+        return (images - self.mean) / self.std
+
     def forward(self, data: dict, training: bool = False) -> dict:
         """Return ``dict(images, texts, text_counts, data_samples)``.
 
@@ -69,13 +79,7 @@ class TPRDataPreprocessor(BaseDataPreprocessor):
                 raise KeyError(f"batch has no '{key}' (keys: {list(data)}); "
                                'pack samples with PackTPRInputs')
         data = self.cast_data(data)
-        images = data['inputs']
-        if isinstance(images, (list, tuple)):
-            images = torch.stack(list(images))
-        images = images.float()
-        if self.to_rgb:
-            images = images.flip(1)
-        images = (images - self.mean) / self.std
+        images = self.normalize_images(data['inputs'])
         if training and self.random_erasing is not None:
             images = self.random_erasing(images)
 

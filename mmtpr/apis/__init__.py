@@ -1,0 +1,18 @@
+"""Using a trained model: encoding, gallery search, search indexes."""
+from .index import (
+                    INDEX_KINDS,
+                    BaseIndex,
+                    ExactIndex,
+                    FaissFlatIndex,
+                    FaissIVFIndex,
+                    build_index,
+                    default_nlist,
+                    load_index,
+)
+from .inferencer import Gallery, TPRInferencer, list_images
+
+__all__ = [
+    'INDEX_KINDS', 'BaseIndex', 'ExactIndex', 'FaissFlatIndex',
+    'FaissIVFIndex', 'Gallery', 'TPRInferencer', 'build_index',
+    'default_nlist', 'list_images', 'load_index'
+]

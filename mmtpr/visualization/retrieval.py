@@ -1,0 +1,202 @@
+"""Pictures of ranked retrieval results: the query above its top-k."""
+import os
+import os.path as osp
+import textwrap
+from typing import Optional, Sequence, Tuple
+
+from PIL import Image, ImageDraw, ImageFont
+
+MATCH_COLOR = (0, 170, 0)
+MISMATCH_COLOR = (220, 30, 30)
+UNKNOWN_COLOR = (200, 200, 200)
+BACKGROUND = (255, 255, 255)
+TEXT_COLOR = (0, 0, 0)
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one bitmap size only
+        return ImageFont.load_default()
+
+
+def _text_width(draw: ImageDraw.ImageDraw, text: str, font) -> float:
+    return draw.textlength(text, font=font)
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font,
+          width: int) -> Sequence[str]:
+    """Greedy word wrap of ``text`` to ``width`` pixels."""
+    lines = []
+    for paragraph in text.splitlines() or ['']:
+        line = ''
+        for word in paragraph.split():
+            candidate = f'{line} {word}'.strip()
+            if line and _text_width(draw, candidate, font) > width:
+                lines.append(line)
+                line = word
+            else:
+                line = candidate
+        lines.append(line)
+    # a single word longer than the width is cut by characters
+    out = []
+    for line in lines:
+        if _text_width(draw, line, font) <= width:
+            out.append(line)
+            continue
+        chars = max(1, int(len(line) * width / _text_width(draw, line, font)))
+        out.extend(textwrap.wrap(line, chars) or [''])
+    return out
+
+
+def _fit(image: Image.Image, size: Tuple[int, int]) -> Image.Image:
+    """Resize ``image`` to fit (width, height), keeping its aspect ratio,
+    centred on a white cell."""
+    width, height = size
+    scale = min(width / image.width, height / image.height)
+    resized = image.resize(
+        (max(1, round(image.width * scale)), max(1, round(image.height *
+                                                           scale))),
+        Image.BILINEAR)
+    cell = Image.new('RGB', size, BACKGROUND)
+    cell.paste(resized, ((width - resized.width) // 2,
+                         (height - resized.height) // 2))
+    return cell
+
+
+def draw_retrieval(query: str,
+                   image_paths: Sequence[str],
+                   scores: Sequence[float],
+                   matches: Optional[Sequence[bool]] = None,
+                   cell_size: Tuple[int, int] = (96, 288),
+                   frame: int = 5,
+                   margin: int = 10,
+                   font_size: int = 14,
+                   title: Optional[str] = None) -> Image.Image:
+    """Draw a text query above its ranked gallery images.
+
+    Each image is shown in rank order with its rank and score below it; when
+    ``matches`` is given (the person ids are known), correct matches are
+    framed green and wrong ones red, else every frame is grey.
+
+    Args:
+        query (str): the query text, word-wrapped to the picture's width.
+        image_paths (Sequence[str]): the ranked images, best first.
+        scores (Sequence[float]): their similarity scores.
+        matches (Sequence[bool], optional): whether each image shows the
+            query's person. Defaults to None (unknown).
+        cell_size (tuple): (width, height) of an image cell in pixels.
+            Defaults to (96, 288), the 1:3 aspect of pedestrian crops.
+        frame (int): frame width in pixels. Defaults to 5.
+        margin (int): outer margin and spacing in pixels. Defaults to 10.
+        font_size (int): Defaults to 14.
+        title (str, optional): a first line above the query (e.g. the query
+            index and its person id). Defaults to None.
+
+    Returns:
+        PIL.Image.Image: the RGB picture.
+
+    Raises:
+        ValueError: if the lengths of the sequences differ, or no image is
+            given.
+    """
+    num = len(image_paths)
+    if num == 0:
+        raise ValueError('draw_retrieval needs at least one image')
+    if len(scores) != num or (matches is not None and len(matches) != num):
+        raise ValueError(
+            f'image_paths, scores and matches must have the same length, got '
+            f'{num}, {len(scores)} and '
+            f'{None if matches is None else len(matches)}')
+    font = _font(font_size)
+    cell_w, cell_h = cell_size
+    outer_w, outer_h = cell_w + 2 * frame, cell_h + 2 * frame
+    width = margin + num * (outer_w + margin)
+    scratch = ImageDraw.Draw(Image.new('RGB', (1, 1)))
+    line_h = font_size + 4
+    lines = list(_wrap(scratch, query, font, width - 2 * margin))
+    if title:
+        lines = [title] + lines
+    text_h = len(lines) * line_h
+    height = margin + text_h + margin + outer_h + 4 + 2 * line_h + margin
+
+    canvas = Image.new('RGB', (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    for i, line in enumerate(lines):
+        draw.text((margin, margin + i * line_h), line, fill=TEXT_COLOR,
+                  font=font)
+    top = margin + text_h + margin
+    for rank, (path, score) in enumerate(zip(image_paths, scores)):
+        left = margin + rank * (outer_w + margin)
+        color = UNKNOWN_COLOR if matches is None else (
+            MATCH_COLOR if matches[rank] else MISMATCH_COLOR)
+        draw.rectangle([left, top, left + outer_w - 1, top + outer_h - 1],
+                       fill=color)
+        with Image.open(path) as image:
+            cell = _fit(image.convert('RGB'), (cell_w, cell_h))
+        canvas.paste(cell, (left + frame, top + frame))
+        label_top = top + outer_h + 4
+        for j, label in enumerate((f'#{rank + 1}', f'{float(score):.3f}')):
+            text_w = _text_width(draw, label, font)
+            draw.text((left + (outer_w - text_w) / 2,
+                       label_top + j * line_h), label, fill=TEXT_COLOR,
+                      font=font)
+    return canvas
+
+
+def save_picture(image: Image.Image, path: str) -> str:
+    """Save ``image`` to ``path`` (parent folders created); returns the
+    path."""
+    parent = osp.dirname(osp.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    image.save(path)
+    return path
+
+
+def draw_test_results(results: dict, out_dir: str, num: int = 20,
+                      topk: int = 10) -> list:
+    """Draw pictures of a sample of test queries from the per-query results
+    that ``TPRMetric(out_file=...)`` writes (``tools/test.py --out``).
+
+    The ``num`` queries are evenly spaced over the test split (the first
+    and the last included); each picture shows the caption above its
+    ``topk`` images, framed green for the caption's person and red for
+    others, and is written to ``out_dir/query_{index:05d}.png``.
+
+    Args:
+        results (dict): the loaded results file; needs ``captions`` and
+            ``gallery_img_paths`` (present when the test data samples carry
+            them, as with mmtpr's datasets).
+        out_dir (str): the output folder (created).
+        num (int): how many queries. Defaults to 20.
+        topk (int): images per picture (at most the saved top-k).
+            Defaults to 10.
+
+    Returns:
+        list[str]: the written files.
+    """
+    for key in ('captions', 'gallery_img_paths', 'topk_indices',
+                'topk_scores', 'topk_pids', 'query_pids'):
+        if results.get(key) is None:
+            raise KeyError(f"the results have no '{key}'; pictures need the "
+                           'captions and image paths of the test samples')
+    num_queries = len(results['query_pids'])
+    num = max(0, min(int(num), num_queries))
+    if num == 0:
+        return []
+    chosen = sorted({round(i * (num_queries - 1) / max(num - 1, 1))
+                     for i in range(num)})
+    written = []
+    for q in chosen:
+        indices = list(results['topk_indices'][q])[:topk]
+        pids = list(results['topk_pids'][q])[:topk]
+        query_pid = int(results['query_pids'][q])
+        picture = draw_retrieval(
+            str(results['captions'][q]),
+            [results['gallery_img_paths'][int(i)] for i in indices],
+            [float(s) for s in list(results['topk_scores'][q])[:topk]],
+            [int(p) == query_pid for p in pids],
+            title=f'query {q} (person {query_pid})')
+        written.append(save_picture(
+            picture, osp.join(out_dir, f'query_{q:05d}.png')))
+    return written

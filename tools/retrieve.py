@@ -1,0 +1,125 @@
+"""Search a gallery of person images with a text description.
+
+``python tools/retrieve.py CONFIG CHECKPOINT --gallery DIR --query "a man in
+a blue shirt ..." --topk 10 [--out result.png]``
+
+The gallery is a folder of images (searched recursively), a feature file
+written by ``--save-features`` (or ``Gallery.save``), or, with
+``--gallery-split test``, the test (or val) split of the config's dataset,
+whose person ids are known. The ranking is printed; ``--out`` also writes a
+picture of the query above its top-k images with their scores, framed
+green (same person) or red (another person) when the person ids of the
+gallery and of the query (``--query-pid``) are known. Gallery features are
+cached (see ``--cache-dir``) and reused while the checkpoint and the images
+are unchanged.
+"""
+import argparse
+import os.path as osp
+import sys
+
+from mmengine.config import DictAction
+
+import mmtpr  # noqa: F401  (registries, checkpoint-loading fix)
+from mmtpr.apis import INDEX_KINDS, TPRInferencer
+from mmtpr.visualization import draw_retrieval, save_picture
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Rank a gallery of person images for a text query')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint',
+                        help='checkpoint (full or PETL-only)')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--gallery', metavar='DIR_OR_FILE',
+                        help='a folder of images or a gallery feature file')
+    source.add_argument('--gallery-split', choices=['train', 'val', 'test'],
+                        help="the config dataset's split as the gallery")
+    parser.add_argument('--query', required=True, nargs='+',
+                        help='one or more descriptions (quote each)')
+    parser.add_argument('--query-pid', type=int, nargs='+',
+                        help='person id of each query (with --gallery-split'
+                        '): frames matches green and others red')
+    parser.add_argument('--topk', type=int, default=10,
+                        help='images per query (default: %(default)s)')
+    parser.add_argument('--out', metavar='PNG',
+                        help='write a picture of the result (one file per '
+                        'query: PNG, PNG_1, ... for several)')
+    parser.add_argument('--index', choices=INDEX_KINDS, default='exact',
+                        help='search index (default: exact brute force)')
+    parser.add_argument('--nprobe', type=int,
+                        help='cells probed by --index faiss-ivf')
+    parser.add_argument('--save-features', metavar='FILE',
+                        help='also save the gallery features to FILE (.pth)')
+    parser.add_argument('--cache-dir',
+                        help='gallery feature cache (default: '
+                        '$MMTPR_CACHE_DIR or ~/.cache/mmtpr/galleries); '
+                        "'' disables it")
+    parser.add_argument('--device', help='cpu or cuda (default: cuda if '
+                        'available)')
+    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries')
+    args = parser.parse_args(argv)
+    if args.topk < 1:
+        parser.error(f'--topk must be >= 1, got {args.topk}')
+    if args.query_pid is not None:
+        if args.gallery_split is None:
+            parser.error('--query-pid needs --gallery-split (a folder '
+                         'gallery has no person ids)')
+        if len(args.query_pid) != len(args.query):
+            parser.error(f'{len(args.query_pid)} --query-pid for '
+                         f'{len(args.query)} --query')
+    if not osp.isfile(args.checkpoint):
+        parser.error(f"checkpoint '{args.checkpoint}' not found")
+    return args
+
+
+def out_path(out: str, index: int, total: int) -> str:
+    if total == 1:
+        return out
+    root, ext = osp.splitext(out)
+    return f'{root}_{index}{ext or ".png"}'
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    inferencer = TPRInferencer(
+        args.config, args.checkpoint, device=args.device,
+        batch_size=args.batch_size, cfg_options=args.cfg_options,
+        cache_dir=args.cache_dir)
+    gallery = (inferencer.dataset_gallery(args.gallery_split)
+               if args.gallery_split else
+               inferencer.load_gallery(args.gallery))
+    if args.save_features:
+        gallery.save(args.save_features)
+        print(f'gallery features saved to {args.save_features}')
+    options = {} if args.nprobe is None else dict(nprobe=args.nprobe)
+    results = inferencer.search(args.query, gallery, topk=args.topk,
+                                index=args.index, **options)
+    for q, result in enumerate(results):
+        query_pid = None if args.query_pid is None else args.query_pid[q]
+        print(f'\nquery: {result["query"]}'
+              + ('' if query_pid is None else f' (person {query_pid})'))
+        matches = None
+        if query_pid is not None and result['pids'] is not None:
+            matches = [pid == query_pid for pid in result['pids']]
+        for rank, (path, score) in enumerate(
+                zip(result['paths'], result['scores'])):
+            pid = '' if result['pids'] is None else \
+                f'  person {result["pids"][rank]}'
+            mark = '' if matches is None else (
+                '  match' if matches[rank] else '  -')
+            print(f'{rank + 1:4d}  {score:.4f}  {path}{pid}{mark}')
+        if args.out:
+            picture = draw_retrieval(result['query'], result['paths'],
+                                     result['scores'], matches)
+            path = save_picture(picture,
+                                out_path(args.out, q, len(results)))
+            print(f'picture written to {path} ({picture.width}x'
+                  f'{picture.height})')
+    return results
+
+
+if __name__ == '__main__':
+    sys.exit(0 if main() is not None else 1)
