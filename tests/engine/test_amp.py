@@ -136,13 +136,18 @@ def test_frozen_dtype_errors():
                           frozen_dtype='half'))
 
 
-def test_runner_trains_and_evaluates_with_amp_and_frozen_bf16(tmp_path):
+@pytest.mark.parametrize('petl, frozen_dtype', [
+    (UP_PERSON, 'bfloat16'), (UP_PERSON, None), (DM_ADAPTER, 'bfloat16'),
+    (DM_ADAPTER, None)], ids=['up_person_frozen_bf16', 'up_person',
+                              'dm_adapter_frozen_bf16', 'dm_adapter'])
+def test_runner_trains_and_evaluates_with_amp(tmp_path, petl, frozen_dtype):
     """--amp on the CPU: the runner trains in bfloat16 autocast with
-    float32 trainable weights, with frozen CLIP weights in bfloat16."""
+    float32 trainable weights, with frozen CLIP weights in bfloat16 or
+    float32."""
     cfg = tiny_cfg(tmp_path / 'work', str(tmp_path / 'synth'), max_epochs=1)
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.model.backbone.petl = UP_PERSON
-    cfg.model.backbone.update(freeze=True, frozen_dtype='bfloat16')
+    cfg.model.backbone.petl = petl
+    cfg.model.backbone.update(freeze=True, frozen_dtype=frozen_dtype)
     runner = Runner.from_cfg(cfg)
     seen = []
     block = runner.model.backbone.clip.visual.transformer.resblocks[0]
@@ -152,9 +157,11 @@ def test_runner_trains_and_evaluates_with_amp_and_frozen_bf16(tmp_path):
     runner.train()
     assert isinstance(runner.optim_wrapper, AmpOptimWrapper)
     assert (True, True) in seen  # training forward under autocast
-    assert (False, True) in seen  # evaluation: the backbone's own autocast
+    if frozen_dtype is not None:  # evaluation: the backbone's own autocast
+        assert (False, True) in seen
+    frozen = torch.bfloat16 if frozen_dtype else torch.float32
     for name, param in runner.model.named_parameters():
-        expected = torch.float32 if param.requires_grad else torch.bfloat16
+        expected = torch.float32 if param.requires_grad else frozen
         assert param.dtype == expected, name
     metrics = runner.val_loop.run()
     assert 0.0 <= metrics['tpr/R1'] <= 100.0

@@ -146,7 +146,9 @@ class MixtureOfAdapters(PETLModule):
             h = F.relu(F.linear(u[idx], self.down_weight[e],
                                 self.down_bias[e]))
             y = F.linear(h, self.up_weight[e], self.up_bias[e])
-            out.index_add_(0, idx, y * weight[start:start + count, None])
+            # under autocast y may be half while u (after LN) is float
+            out.index_add_(0, idx, (y * weight[start:start + count, None]
+                                    ).to(out.dtype))
             start += count
         return out
 
