@@ -15,6 +15,10 @@ memory side by side::
 - ``amp_frozen_bf16``: as ``amp``, with the frozen CLIP weights stored in
   bfloat16 (``model.backbone.frozen_dtype='bfloat16'``).
 
+``--timing`` measures only the step time, more fairly on a noisy machine:
+the three variants are built in one process and take turns (interleaved
+rounds of training steps on the same batch), so noise hits them alike.
+
 The pre-trained tiny CLIP is the demo's
 (``work_dirs/demo/tiny_clip_pretrained.pth``); it is trained first (about 5
 minutes, float32) if it is not there.
@@ -43,6 +47,12 @@ def parse_args():
     parser.add_argument(
         '--pretrained', default='work_dirs/demo/tiny_clip_pretrained.pth',
         help='the tiny CLIP of the demo (trained first if missing)')
+    parser.add_argument('--timing', action='store_true',
+                        help='interleaved step timing only (no training '
+                        'to the end, no metrics)')
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--steps', type=int, default=5,
+                        help='steps per variant per round (--timing)')
     parser.add_argument('--run-variant', choices=VARIANTS,
                         help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -63,12 +73,9 @@ def pretrain(weights: str, work_dir: str) -> None:
     demo.export_clip(demo.best_checkpoint(runner), weights)
 
 
-def run_variant(name: str, args) -> dict:
-    """Train and test one variant in this process; return its numbers."""
+def variant_cfg(name: str, args):
+    """The demo's DM-Adapter config for one variant."""
     from mmengine.config import Config
-    from mmengine.runner import Runner
-
-    import mmtpr  # noqa: F401
     cfg = Config.fromfile(CONFIG)
     cfg.model.backbone.pretrained = args.pretrained
     cfg.work_dir = osp.join(args.work_dir, name)
@@ -77,7 +84,47 @@ def run_variant(name: str, args) -> dict:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
     if name == 'amp_frozen_bf16':
         cfg.model.backbone.frozen_dtype = 'bfloat16'
-    runner = Runner.from_cfg(cfg)
+    return cfg
+
+
+def timing(args) -> None:
+    """Interleaved step timing of the variants on one fixed batch."""
+    import torch
+    from mmengine.runner import Runner
+
+    import mmtpr  # noqa: F401
+    runners = {}
+    for name in args.variants:
+        runner = Runner.from_cfg(variant_cfg(name, args))
+        runner.optim_wrapper = runner.build_optim_wrapper(
+            runner.optim_wrapper)
+        runner.model.train()
+        runners[name] = runner
+    first = next(iter(runners.values()))
+    batch = next(iter(first.build_dataloader(first.cfg.train_dataloader)))
+    times = {name: [] for name in runners}
+    for _ in range(args.rounds):
+        for name, runner in runners.items():
+            for _ in range(args.steps):
+                start = time.perf_counter()
+                runner.model.train_step(batch, runner.optim_wrapper)
+                times[name].append(time.perf_counter() - start)
+    base = statistics.median(times[args.variants[0]][1:])
+    print(f'\nDM-Adapter demo step, batch {len(batch["inputs"])}, '
+          f'{args.rounds} interleaved rounds x {args.steps} steps, '
+          f'{torch.get_num_threads()} threads')
+    print(f"{'variant':<16} {'median s/step':>14} {'vs first':>9}")
+    for name, values in times.items():
+        median = statistics.median(values[1:])
+        print(f'{name:<16} {median:14.4f} {median / base:8.2f}x')
+
+
+def run_variant(name: str, args) -> dict:
+    """Train and test one variant in this process; return its numbers."""
+    from mmengine.runner import Runner
+
+    import mmtpr  # noqa: F401
+    runner = Runner.from_cfg(variant_cfg(name, args))
     start = time.time()
     runner.train()
     train_seconds = time.time() - start
@@ -102,6 +149,9 @@ def main():
     if not osp.isfile(args.pretrained):
         print(f'{args.pretrained} not found: pre-training the tiny CLIP')
         pretrain(args.pretrained, osp.dirname(args.pretrained) or '.')
+    if args.timing:
+        timing(args)
+        return
     results = []
     for name in args.variants:
         cmd = [sys.executable, __file__, '--run-variant', name,
