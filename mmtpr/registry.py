@@ -6,6 +6,7 @@ children of MMEngine's root registries), with scope ``mmtpr``. A config with
 then MMPretrain's, then MMEngine's (and MMCV's transforms, which register into
 MMEngine's root).
 """
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import Registry
 from mmpretrain import registry as mmpretrain_registry
 
@@ -53,6 +54,9 @@ TASK_UTILS = _child('task util', mmpretrain_registry.TASK_UTILS,
 METRICS = _child('metric', mmpretrain_registry.METRICS, 'mmtpr.evaluation')
 EVALUATORS = _child('evaluator', mmpretrain_registry.EVALUATORS,
                     'mmtpr.evaluation')
+
+# Functions named in configs (e.g. a dataloader's worker_init_fn).
+FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, 'mmtpr.datasets')
 
 VISUALIZERS = _child('visualizer', mmpretrain_registry.VISUALIZERS,
                      'mmtpr.visualization')

@@ -9,6 +9,8 @@ from .icfg_pedes import ICFGPEDES
 from .rstpreid import RSTPReid
 from .synth_pedes import SynthPedes, prepare_synth_pedes
 from .transforms import *  # noqa: F401,F403
+from .worker_init import worker_seed_from_torch
 
 __all__ = ['AnnotationError', 'BaseTPRDataset', 'CUHKPEDES', 'ICFGPEDES',
-           'RSTPReid', 'SynthPedes', 'prepare_synth_pedes']
+           'RSTPReid', 'SynthPedes', 'prepare_synth_pedes',
+           'worker_seed_from_torch']
