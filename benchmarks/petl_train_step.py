@@ -5,6 +5,8 @@ interleaved rounds (so machine noise hits every variant alike), and prints
 the medians side by side with the ratio to the frozen-CLIP baseline::
 
     python benchmarks/petl_train_step.py --variants frozen up_person
+    python benchmarks/petl_train_step.py --variants up_person dm_adapter \
+        --precisions fp32 amp amp_frozen_bf16   # mixed precision on the CPU
 
 Variants (ViT-B/16 at 384x128, random weights: no download needed):
 
@@ -48,9 +50,20 @@ VARIANTS = {
 }
 
 
+PRECISIONS = ('fp32', 'amp', 'amp_frozen_bf16')
+
+
 def run_variant(name: str, batch_size: int, steps: int, warmup: int,
-                threads: int) -> dict:
-    """Measure one variant in this process; returns a dict of numbers."""
+                threads: int, precision: str = 'fp32') -> dict:
+    """Measure one variant in this process; returns a dict of numbers.
+
+    ``precision``: 'fp32'; 'amp' (bfloat16 autocast around the forward
+    pass and the loss, float32 weights: what ``--amp`` does on the CPU); or
+    'amp_frozen_bf16' (as 'amp', with the frozen CLIP weights stored in
+    bfloat16: ``frozen_dtype='bfloat16'``).
+    """
+    import contextlib
+
     import torch
 
     import mmtpr  # noqa: F401
@@ -61,7 +74,9 @@ def run_variant(name: str, batch_size: int, steps: int, warmup: int,
         dict(type='TPRRetriever',
              backbone=dict(type='OpenCLIPBackbone', model_name='ViT-B-16',
                            image_size=(384, 128), freeze=True,
-                           petl=VARIANTS[name]),
+                           petl=VARIANTS[name],
+                           frozen_dtype='bfloat16'
+                           if precision == 'amp_frozen_bf16' else None),
              head=dict(type='SDMHead', temperature=0.02),
              aux_loss=dict(type='LoadBalanceLoss', loss_weight=0.5)
              if name == 'dm_adapter' else None))
@@ -85,15 +100,21 @@ def run_variant(name: str, batch_size: int, steps: int, warmup: int,
     pids = torch.arange(batch_size) // 2
     rss_before = _peak_rss_mb()
 
+    def autocast():
+        if precision == 'fp32':
+            return contextlib.nullcontext()
+        return torch.autocast('cpu', dtype=torch.bfloat16)
+
     def step():
         if name == 'frozen_inference':
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 model.extract_feat(images, texts)
             return
-        image_feats, text_feats = model.extract_feat(images, texts)
-        loss = model.head.loss(image_feats, text_feats, pids)['loss_sdm']
-        if model.aux_loss is not None:
-            loss = loss + model.aux_loss(model.backbone.aux_losses())
+        with autocast():
+            image_feats, text_feats = model.extract_feat(images, texts)
+            loss = model.head.loss(image_feats, text_feats, pids)['loss_sdm']
+            if model.aux_loss is not None:
+                loss = loss + model.aux_loss(model.backbone.aux_losses())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -105,7 +126,7 @@ def run_variant(name: str, batch_size: int, steps: int, warmup: int,
         if i >= warmup:
             times.append(time.perf_counter() - start)
     return dict(
-        variant=name,
+        variant=name if precision == 'fp32' else f'{name}+{precision}',
         step_s=statistics.median(times),
         peak_rss_mb=_peak_rss_mb(),
         model_rss_mb=rss_before,
@@ -128,25 +149,36 @@ def main() -> None:
     parser.add_argument('--rounds', type=int, default=2,
                         help='interleaved processes per variant')
     parser.add_argument('--threads', type=int, default=os.cpu_count())
+    parser.add_argument(
+        '--precisions', nargs='+', default=['fp32'], choices=PRECISIONS,
+        help='run every variant in each of these precisions (amp: bfloat16 '
+        'autocast; amp_frozen_bf16: also frozen weights in bfloat16)')
     parser.add_argument('--child', help=argparse.SUPPRESS)
+    parser.add_argument('--child-precision', default='fp32',
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
         print(json.dumps(run_variant(args.child, args.batch_size, args.steps,
-                                     args.warmup, args.threads)))
+                                     args.warmup, args.threads,
+                                     args.child_precision)))
         return
 
-    results = {name: [] for name in args.variants}
+    runs = [(name, precision) for name in args.variants
+            for precision in args.precisions]
+    results = {}
     for round_ in range(args.rounds):
-        for name in args.variants:
+        for name, precision in runs:
             cmd = [sys.executable, __file__, '--child', name,
                    '--batch-size', str(args.batch_size), '--steps',
                    str(args.steps), '--warmup', str(args.warmup),
-                   '--threads', str(args.threads)]
+                   '--threads', str(args.threads), '--child-precision',
+                   precision]
             out = subprocess.run(cmd, capture_output=True, text=True,
                                  check=True)
             res = json.loads(out.stdout.strip().splitlines()[-1])
-            results[name].append(res)
+            name = res['variant']
+            results.setdefault(name, []).append(res)
             print(f'round {round_ + 1} {name}: {res["step_s"]:.2f} s/step, '
                   f'peak RSS {res["peak_rss_mb"]:.0f} MB', flush=True)
 
@@ -158,14 +190,14 @@ def main() -> None:
     print(f'\nCLIP ViT-B/16 384x128, batch {args.batch_size}, '
           f'{args.threads} threads, median of {args.rounds} processes x '
           f'{args.steps} steps')
-    print(f'{"variant":<18}{"trainable":>12}{"s/step":>10}{"vs frozen":>11}'
+    print(f'{"variant":<30}{"trainable":>12}{"s/step":>10}{"vs frozen":>11}'
           f'{"peak RSS MB":>13}{"vs frozen":>11}')
-    for name, runs in results.items():
-        t = statistics.median(r['step_s'] for r in runs)
-        m = statistics.median(r['peak_rss_mb'] for r in runs)
+    for name, rows in results.items():
+        t = statistics.median(r['step_s'] for r in rows)
+        m = statistics.median(r['peak_rss_mb'] for r in rows)
         rel_t = f'{t / base_time:.2f}x' if base_time else '-'
         rel_m = f'{m / base_mem:.2f}x' if base_mem else '-'
-        print(f'{name:<18}{runs[0]["trainable"]:>12,}{t:>10.2f}{rel_t:>11}'
+        print(f'{name:<30}{rows[0]["trainable"]:>12,}{t:>10.2f}{rel_t:>11}'
               f'{m:>13.0f}{rel_m:>11}')
 
 

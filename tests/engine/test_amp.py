@@ -79,6 +79,13 @@ def test_float16_on_cuda_scales_the_loss():
     assert 'loss_scaler' in wrapper.state_dict()
 
 
+def stored_in_half(name, param):
+    """Which parameters frozen_dtype stores in half: the frozen weight
+    matrices, not the embedding tables."""
+    return (not param.requires_grad and param.dim() >= 2
+            and 'embedding' not in name)
+
+
 def build_retriever(petl, frozen_dtype=None):
     torch.manual_seed(0)
     return MODELS.build(dict(
@@ -95,15 +102,28 @@ def test_frozen_weights_in_bfloat16(petl):
     full = build_retriever(petl)
     half = build_retriever(petl, 'bfloat16')
     half.load_state_dict(full.state_dict())
-    frozen = [p for p in half.parameters() if not p.requires_grad]
-    trainable = [p for p in half.parameters() if p.requires_grad]
+    named = dict(half.named_parameters())
+    frozen = [p for p in named.values() if not p.requires_grad]
+    trainable = [p for p in named.values() if p.requires_grad]
     assert frozen and trainable
-    assert {p.dtype for p in frozen} == {torch.bfloat16}
     assert {p.dtype for p in trainable} == {torch.float32}
-    frozen_bytes = sum(p.numel() * p.element_size() for p in frozen)
-    full_frozen = sum(p.numel() * p.element_size()
-                      for p in full.parameters() if not p.requires_grad)
-    assert frozen_bytes * 2 == full_frozen
+    clip = 'backbone.clip.'
+    # the weight matrices are half, the rest (the residual stream's
+    # inputs: embeddings, norms, biases) float32
+    for name in ('visual.conv1.weight', 'visual.proj', 'text_projection',
+                 'transformer.resblocks.0.mlp.c_fc.weight',
+                 'visual.transformer.resblocks.1.attn.in_proj_weight'):
+        assert named[clip + name].dtype == torch.bfloat16, name
+    for name in ('token_embedding.weight', 'positional_embedding',
+                 'visual.positional_embedding', 'visual.class_embedding',
+                 'ln_final.weight', 'transformer.resblocks.0.mlp.c_fc.bias'):
+        assert named[clip + name].dtype == torch.float32, name
+    halved = [p for n, p in named.items() if stored_in_half(n, p)]
+    assert halved and all(p.dtype == torch.bfloat16 for p in halved)
+    half_bytes = sum(p.numel() * p.element_size() for p in frozen)
+    full_bytes = sum(p.numel() * p.element_size()
+                     for p in full.parameters() if not p.requires_grad)
+    assert half_bytes == full_bytes - 2 * sum(p.numel() for p in halved)
 
     torch.manual_seed(1)
     images = torch.randn(4, 3, 64, 32)
@@ -159,9 +179,9 @@ def test_runner_trains_and_evaluates_with_amp(tmp_path, petl, frozen_dtype):
     assert (True, True) in seen  # training forward under autocast
     if frozen_dtype is not None:  # evaluation: the backbone's own autocast
         assert (False, True) in seen
-    frozen = torch.bfloat16 if frozen_dtype else torch.float32
     for name, param in runner.model.named_parameters():
-        expected = torch.float32 if param.requires_grad else frozen
-        assert param.dtype == expected, name
+        half = frozen_dtype is not None and stored_in_half(name, param)
+        assert param.dtype == (torch.bfloat16 if half else torch.float32), \
+            name
     metrics = runner.val_loop.run()
     assert 0.0 <= metrics['tpr/R1'] <= 100.0

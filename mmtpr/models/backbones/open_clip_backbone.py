@@ -162,9 +162,11 @@ class OpenCLIPBackbone(BaseModule):
             after the weights are loaded, in order, e.g.
             ``[dict(type='KVLoRA', rank=32), dict(type='LNAdapter')]``;
             see :mod:`mmtpr.models.petl`. Defaults to None.
-        frozen_dtype (str, optional): store the frozen CLIP weights in
-            'bfloat16' or 'float16' to halve their memory (with
-            ``freeze=True``); the trainable PETL parameters stay float32.
+        frozen_dtype (str, optional): store the frozen CLIP weight matrices
+            (linear, convolution and attention projections, ~83 % of
+            ViT-B/16's weights) in 'bfloat16' or 'float16' to halve their
+            memory (with ``freeze=True``); embeddings, norms, biases and the
+            trainable PETL parameters stay float32.
             The towers then always run under ``torch.autocast`` in that
             dtype (the AMP optimizer wrapper's autocast, or the backbone's
             own at test time). Defaults to None (float32).
@@ -229,9 +231,26 @@ class OpenCLIPBackbone(BaseModule):
                 param.requires_grad_(False)
         self.frozen_dtype = _FROZEN_DTYPES[frozen_dtype]
         if self.frozen_dtype is not None:
-            for param in self.clip.parameters():
-                if not param.requires_grad:
-                    param.data = param.data.to(self.frozen_dtype)
+            self._store_frozen_matrices_in(self.frozen_dtype)
+
+    def _store_frozen_matrices_in(self, dtype: torch.dtype) -> None:
+        """Cast the frozen weight matrices (linear, convolution and
+        attention projections: the bulk of CLIP) to ``dtype``.
+
+        Embedding tables, positional embeddings, norms and biases stay
+        float32, so that the residual stream keeps float32 precision as
+        under AMP: autocast casts exactly these matrices to ``dtype`` for
+        the matmuls anyway, so training numerics are those of AMP with
+        float32 weights.
+        """
+        tables = {id(m.weight) for m in self.clip.modules()
+                  if isinstance(m, nn.Embedding)}
+        for name, param in self.clip.named_parameters():
+            if (param.requires_grad or param.dim() < 2
+                    or id(param) in tables
+                    or 'positional_embedding' in name):
+                continue
+            param.data = param.data.to(dtype)
 
     @contextmanager
     def _autocast(self, device: torch.device):
