@@ -130,15 +130,22 @@ def test_frozen_weights_in_bfloat16(petl):
     texts = torch.randint(1, 400, (4, 77))
     texts[:, 12] = 49407
     pids = torch.tensor([0, 0, 1, 1])
-    loss_full = full.head.loss(*full.backbone(images, texts), pids)
+    # the same autocast step with float32 weights (what --amp alone does)
     with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss_full = full.head.loss(*full.backbone(images, texts), pids)
         loss_half = half.head.loss(*half.backbone(images, texts), pids)
+    loss_full['loss_sdm'].backward()
     loss_half['loss_sdm'].backward()
-    assert loss_half['loss_sdm'].item() == pytest.approx(
-        loss_full['loss_sdm'].item(), rel=0.05)
-    grads = [p.grad for p in trainable]
-    assert all(g is not None and g.dtype == torch.float32 for g in grads)
-    assert all(torch.isfinite(g).all() for g in grads)
+    # autocast rounds the float32 matrices to bfloat16 for the matmuls, so
+    # storing them rounded changes nothing: bit-identical loss and grads
+    assert torch.equal(loss_half['loss_sdm'], loss_full['loss_sdm'])
+    full_trainable = [p for p in full.parameters() if p.requires_grad]
+    for p_half, p_full in zip(trainable, full_trainable):
+        if p_full.grad is None:
+            assert p_half.grad is None
+            continue
+        assert p_half.grad.dtype == torch.float32
+        assert torch.equal(p_half.grad, p_full.grad)
     # at test time (no autocast around it) the backbone autocasts itself
     with torch.no_grad():
         feats = half.backbone.encode_image(images)

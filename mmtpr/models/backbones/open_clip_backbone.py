@@ -251,6 +251,12 @@ class OpenCLIPBackbone(BaseModule):
                     or 'positional_embedding' in name):
                 continue
             param.data = param.data.to(dtype)
+        # open_clip casts the text tower's input embeddings to the dtype of
+        # its first block's weights; keep them (and so the residual stream)
+        # float32, as with float32 weights under autocast
+        text = getattr(self.clip, 'transformer', None)
+        if text is not None and hasattr(text, 'get_cast_dtype'):
+            text.get_cast_dtype = _float32
 
     @contextmanager
     def _autocast(self, device: torch.device):
@@ -399,6 +405,10 @@ class OpenCLIPBackbone(BaseModule):
                 texts: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Encode both modalities: returns (image_feats, text_feats)."""
         return self.encode_image(images), self.encode_text(texts)
+
+
+def _float32() -> torch.dtype:
+    return torch.float32
 
 
 _FROZEN_DTYPES = {
