@@ -439,7 +439,9 @@ class TPRInferencer:
 
         Args:
             query (str | Sequence[str]): one or several descriptions.
-            gallery: see :meth:`load_gallery`.
+            gallery: see :meth:`load_gallery`. Pass a loaded
+                :class:`Gallery` to search it repeatedly: its indexes are
+                built once and kept with it.
             topk (int): images returned per query. Defaults to 10.
             index (str): 'exact' (brute force, the default and the
                 reference), 'faiss-flat' (exact, FAISS) or 'faiss-ivf'
