@@ -86,7 +86,9 @@ def tiny_cfg(work_dir, data_root, max_epochs=2, **extra):
                       heads=2, layers=1))
     cfg.train_cfg.max_epochs = max_epochs
     cfg.train_cfg.val_interval = 1
-    cfg.param_scheduler[0].total_steps = 2  # the same schedule when resumed
+    # the schedule length does not follow max_epochs (MMEngine keeps a
+    # resumed scheduler's saved `end`; see docs/checkpoints.md)
+    cfg.param_scheduler[0].total_steps = 2
     cfg.default_hooks.checkpoint.update(interval=1, max_keep_ckpts=5)
     cfg.default_hooks.logger.interval = 1
     cfg.work_dir = str(work_dir)
