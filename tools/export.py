@@ -40,6 +40,7 @@ import mmtpr
 from mmtpr.utils.checkpoint import (
     atomic_write_bytes,
     check_petl_checkpoint,
+    describe_key_mismatch,
     fingerprints_match,
     frozen_fingerprint,
     load_from_local,
@@ -120,24 +121,9 @@ def check_full_checkpoint(model: nn.Module, state_dict: dict,
     """Refuse a full state dict whose keys or shapes differ from
     ``model``'s."""
     own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    mismatched = [f'{k} {tuple(v.shape)} vs {tuple(own[k].shape)}'
-                  for k, v in state_dict.items()
-                  if k in own and isinstance(v, torch.Tensor)
-                  and v.shape != own[k].shape]
-    if not (missing or unexpected or mismatched):
+    problems = describe_key_mismatch(list(own), state_dict, own)
+    if not problems:
         return
-    problems = []
-    if missing:
-        problems.append(f'missing {len(missing)} key(s) of the model: '
-                        f'{_few(missing)}')
-    if unexpected:
-        problems.append(f'{len(unexpected)} unexpected key(s): '
-                        f'{_few(unexpected)}')
-    if mismatched:
-        problems.append(f'{len(mismatched)} key(s) of another shape '
-                        f'(checkpoint vs model): {_few(mismatched)}')
     hint = ('Export with the config the checkpoint was trained with (the '
             'same model.backbone.model_name/model_cfg and petl).')
     if meta.get('exported_by') == EXPORTED_BY:

@@ -452,6 +452,33 @@ def _few(keys: Sequence[str], limit: int = 5) -> str:
                     else '')
 
 
+def describe_key_mismatch(expected: Sequence[str],
+                          state_dict: Dict[str, Any],
+                          model_state: Dict[str, Any]) -> List[str]:
+    """How ``state_dict`` differs from the ``expected`` keys of a model
+    whose own state is ``model_state``: the missing, unexpected and
+    mis-shaped keys (a few of each, then the count); empty if it fits."""
+    expected_set = set(expected)
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected_set]
+    mismatched = [
+        f'{k} {tuple(state_dict[k].shape)} vs {tuple(model_state[k].shape)}'
+        for k in expected if k in state_dict
+        and isinstance(state_dict[k], torch.Tensor)
+        and state_dict[k].shape != model_state[k].shape]
+    problems = []
+    if missing:
+        problems.append(f'missing {len(missing)} key(s) of the model: '
+                        f'{_few(missing)}')
+    if unexpected:
+        problems.append(f'{len(unexpected)} unexpected key(s): '
+                        f'{_few(unexpected)}')
+    if mismatched:
+        problems.append(f'{len(mismatched)} key(s) of another shape '
+                        f'(checkpoint vs model): {_few(mismatched)}')
+    return problems
+
+
 def check_petl_checkpoint(model: nn.Module,
                           state_dict: Dict[str, Any],
                           source: str = 'the PETL-only checkpoint') -> None:
@@ -473,27 +500,10 @@ def check_petl_checkpoint(model: nn.Module,
     """
     state_dict = _strip_module(state_dict)
     expected = petl_state_dict_keys(model)
-    expected_set = set(expected)
-    model_state = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected_set]
-    mismatched = [
-        f'{k} {tuple(state_dict[k].shape)} vs {tuple(model_state[k].shape)}'
-        for k in expected if k in state_dict
-        and isinstance(state_dict[k], torch.Tensor)
-        and state_dict[k].shape != model_state[k].shape]
-    if not (missing or unexpected or mismatched):
+    problems = describe_key_mismatch(expected, state_dict,
+                                     model.state_dict())
+    if not problems:
         return
-    problems = []
-    if missing:
-        problems.append(f'missing {len(missing)} key(s) of the model: '
-                        f'{_few(missing)}')
-    if unexpected:
-        problems.append(f'{len(unexpected)} unexpected key(s): '
-                        f'{_few(unexpected)}')
-    if mismatched:
-        problems.append(f'{len(mismatched)} key(s) of another shape '
-                        f'(checkpoint vs model): {_few(mismatched)}')
     raise ValueError(
         f'{source} does not match the PETL setup of the model '
         f'({len(state_dict)} tensors in the checkpoint, {len(expected)} '
