@@ -37,13 +37,12 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
 import mmtpr
-from mmtpr.utils.checkpoint import (
-    atomic_write_bytes,
+from mmtpr.utils.checkpoint import atomic_write_bytes, load_from_local
+from mmtpr.utils.petl_checkpoint import (
     check_petl_checkpoint,
     describe_key_mismatch,
     fingerprints_match,
     frozen_fingerprint,
-    load_from_local,
     load_petl_checkpoint,
     petl_state_dict_keys,
 )

@@ -16,7 +16,8 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
 from mmtpr.registry import DATASETS, MODELS, TRANSFORMS
-from mmtpr.utils.checkpoint import atomic_write_bytes, load_petl_checkpoint
+from mmtpr.utils.checkpoint import atomic_write_bytes
+from mmtpr.utils.petl_checkpoint import load_petl_checkpoint
 
 from .index import build_index
 

@@ -14,7 +14,7 @@ from mmengine.runner import Runner
 from PIL import Image
 
 from mmtpr.apis import Gallery, TPRInferencer
-from mmtpr.utils.checkpoint import petl_state_dict_keys
+from mmtpr.utils.petl_checkpoint import petl_state_dict_keys
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

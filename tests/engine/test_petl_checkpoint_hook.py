@@ -12,11 +12,11 @@ import torch.nn as nn
 from helpers.resume_cfg import UP_PERSON, resume_cfg
 from mmengine.runner import Runner
 
-import mmtpr.utils.checkpoint as ckpt_io
+import mmtpr.utils.petl_checkpoint as ckpt_io
 from mmtpr.engine.hooks import PETLCheckpointHook
 from mmtpr.models.backbones.open_clip_backbone import OpenCLIPBackbone
 from mmtpr.registry import MODELS
-from mmtpr.utils.checkpoint import (
+from mmtpr.utils.petl_checkpoint import (
     check_petl_checkpoint,
     load_petl_checkpoint,
     petl_state_dict_keys,

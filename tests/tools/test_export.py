@@ -18,7 +18,7 @@ from mmtpr.models.petl import (
     PETLAttention,
 )
 from mmtpr.registry import MODELS
-from mmtpr.utils.checkpoint import (
+from mmtpr.utils.petl_checkpoint import (
     frozen_fingerprint,
     petl_state_dict_keys,
     select_state_dict,
