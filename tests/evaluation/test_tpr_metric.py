@@ -388,18 +388,17 @@ def test_default_keep_topk_is_the_largest_cutoff(tmp_path):
 
 
 def test_out_file_write_is_atomic(tmp_path, monkeypatch):
-    import mmtpr.evaluation.metrics.tpr_metric as module
+    import mmtpr.utils.checkpoint as module
 
     image_feats, text_feats = make_features()
     out_file = tmp_path / 'results.pkl'
     out_file.write_text('previous')
 
-    def failing_dump(obj, file, **kwargs):
-        with open(file, 'w') as f:
-            f.write('partial')
+    def failing_write(file, data):
+        file.write(b'partial')
         raise OSError('disk full')
 
-    monkeypatch.setattr(module, 'dump', failing_dump)
+    monkeypatch.setattr(module, '_write_chunks', failing_write)
     metric = TPRMetric(out_file=str(out_file))
     metric.process(None, make_samples(image_feats, text_feats))
     with pytest.raises(OSError, match='disk full'):

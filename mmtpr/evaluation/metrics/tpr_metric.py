@@ -1,7 +1,6 @@
 """Text-to-image retrieval metric: R@k, mAP and mINP."""
 import os
 import os.path as osp
-import uuid
 from numbers import Integral
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -15,6 +14,7 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from mmtpr.registry import METRICS
+from mmtpr.utils.checkpoint import atomic_write_bytes
 
 from ..functional.rank import (
     _check_chunk_size,
@@ -100,23 +100,12 @@ def _sample_captions(sample: dict, num: int) -> Optional[List[str]]:
 
 
 def _write_atomically(content: dict, out_file: str) -> None:
-    """Dump ``content`` into ``out_file`` through a temporary file in the
-    same directory, so that readers never see a partial file."""
-    directory = osp.dirname(osp.abspath(out_file))
-    os.makedirs(directory, exist_ok=True)
+    """Dump ``content`` into ``out_file`` (format from its extension) so
+    that readers never see a partial file."""
     file_format = _OUT_FORMATS[osp.splitext(out_file)[1].lower()]
-    # A fresh name rather than tempfile.mkstemp, whose file would keep
-    # mode 0600 after the rename instead of following the umask.
-    tmp_path = osp.join(
-        directory,
-        f'.{osp.basename(out_file)}.{os.getpid()}.{uuid.uuid4().hex}.tmp')
-    try:
-        dump(content, tmp_path, file_format=file_format)
-        os.replace(tmp_path, out_file)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    data = dump(content, file_format=file_format)
+    atomic_write_bytes(data.encode() if isinstance(data, str) else data,
+                       out_file)
 
 
 @METRICS.register_module()
