@@ -20,7 +20,15 @@ _MAX_LISTED = 5
 
 
 class AnnotationError(ValueError):
-    """A TPR annotation file or one of its records is not as expected."""
+    """A TPR annotation file or one of its records is not as expected.
+
+    ``reason`` is a short category ('missing key', 'malformed value', ...)
+    under which ``skip_bad_records`` counts the record.
+    """
+
+    def __init__(self, message: str, reason: str = 'malformed value'):
+        super().__init__(message)
+        self.reason = reason
 
 
 class BaseTPRDataset(BaseDataset):
@@ -145,8 +153,10 @@ class BaseTPRDataset(BaseDataset):
             captions=self._captions(index,
                                     self._require(index, record, 'captions')))
 
-    def _fail(self, index: int, message: str) -> AnnotationError:
-        return AnnotationError(f'{self.ann_file}: record {index}: {message}')
+    def _fail(self, index: int, message: str,
+              reason: str = 'malformed value') -> AnnotationError:
+        return AnnotationError(f'{self.ann_file}: record {index}: {message}',
+                               reason)
 
     def _require(self, index: int, record: Any, key: str) -> Any:
         if not isinstance(record, dict):
@@ -155,7 +165,7 @@ class BaseTPRDataset(BaseDataset):
         if key not in record:
             raise self._fail(
                 index, f"missing key '{key}' (keys present: "
-                f'{sorted(record)})')
+                f'{sorted(record)})', reason='missing key')
         return record[key]
 
     def _person_id(self, index: int, value: Any) -> int:
@@ -200,9 +210,10 @@ class BaseTPRDataset(BaseDataset):
         return records
 
     def _parse_records(self, records: list,
-                       skipped: List[Tuple[int, str]]) -> List[dict]:
+                       skipped: List[Tuple[int, str, str]]) -> List[dict]:
         """Parse every record; a bad one raises, or is skipped and noted in
-        ``skipped`` as (index, message) when ``skip_bad_records``."""
+        ``skipped`` as (index, reason, message) when ``skip_bad_records``.
+        """
         parsed = []
         for index, record in enumerate(records):
             try:
@@ -211,7 +222,7 @@ class BaseTPRDataset(BaseDataset):
                 if not self.skip_bad_records:
                     raise
                 if self._raw_split(record) in (None, self.split):
-                    skipped.append((index, str(err)))
+                    skipped.append((index, err.reason, str(err)))
                 continue
             rec['index'] = index
             parsed.append(rec)
@@ -242,7 +253,7 @@ class BaseTPRDataset(BaseDataset):
         return None
 
     def _check_images(self, selected: List[dict], img_root: str,
-                      skipped: List[Tuple[int, str]]) -> List[dict]:
+                      skipped: List[Tuple[int, str, str]]) -> List[dict]:
         """Check the images of ``selected``; returns the usable records."""
         if self.check_images == 'none' or not selected:
             return selected
@@ -275,27 +286,21 @@ class BaseTPRDataset(BaseDataset):
             message = (f"{self.ann_file}: record {rec['index']}: image "
                        f"'{path}' ('{self.PATH_KEY}': "
                        f"'{rec['img_path']}') {problem}")
+            missing = problem == 'does not exist'
             if not self.skip_bad_records:
-                raise (FileNotFoundError if problem == 'does not exist'
-                       else AnnotationError)(message)
-            skipped.append((rec['index'], message))
+                if missing:
+                    raise FileNotFoundError(message)
+                raise AnnotationError(message, 'image unreadable')
+            skipped.append((rec['index'], 'image missing' if missing else
+                            'image unreadable', message))
         return usable
 
-    def _report_skipped(self, skipped: List[Tuple[int, str]]) -> None:
+    def _report_skipped(self, skipped: List[Tuple[int, str, str]]) -> None:
         if not skipped:
             return
-        reasons = Counter()
-        for _, message in skipped:
-            if 'does not exist' in message:
-                reasons['image missing'] += 1
-            elif 'not a readable image' in message:
-                reasons['image unreadable'] += 1
-            elif 'missing key' in message:
-                reasons['missing key'] += 1
-            else:
-                reasons['malformed value'] += 1
+        reasons = Counter(reason for _, reason, _ in skipped)
         listed = '\n'.join(
-            f'  {message}' for _, message in sorted(skipped)[:_MAX_LISTED])
+            f'  {message}' for _, _, message in sorted(skipped)[:_MAX_LISTED])
         more = (f'\n  ... and {len(skipped) - _MAX_LISTED} more'
                 if len(skipped) > _MAX_LISTED else '')
         summary = ', '.join(f'{n} {reason}'
@@ -310,7 +315,7 @@ class BaseTPRDataset(BaseDataset):
     def load_data_list(self) -> List[dict]:
         """Parse the annotation file into the items of ``self.split``,
         checking the split's images (see ``check_images``)."""
-        skipped: List[Tuple[int, str]] = []
+        skipped: List[Tuple[int, str, str]] = []
         records = self._parse_records(self._read_json(), skipped)
         selected = [r for r in records if r['split'] == self.split]
         if not selected:
