@@ -45,6 +45,8 @@ from mmtpr.utils.petl_checkpoint import (
     frozen_fingerprint,
     load_petl_checkpoint,
     petl_state_dict_keys,
+    short_key_list,
+    strip_module_prefix,
 )
 
 EXPORTED_BY = 'tools/export.py'
@@ -91,17 +93,6 @@ def _name(petl_cfg: dict) -> str:
     return (kind if isinstance(kind, str) else kind.__name__).split('.')[-1]
 
 
-def _few(keys: List[str], limit: int = 5) -> str:
-    return ', '.join(keys[:limit]) + (
-        f', ... ({len(keys)} in all)' if len(keys) > limit else '')
-
-
-def _strip_module(state_dict: dict) -> 'OrderedDict[str, torch.Tensor]':
-    return OrderedDict(
-        (k[len('module.'):] if k.startswith('module.') else k, v)
-        for k, v in state_dict.items())
-
-
 def build_model(cfg: Config) -> nn.Module:
     """``cfg.model`` on the CPU, with the pretrained CLIP it names."""
     from mmtpr.registry import MODELS
@@ -145,7 +136,7 @@ def load_trained(model: nn.Module, path: str, force: bool = False,
                          f'{type(checkpoint).__name__}, not a state dict')
     state_dict = checkpoint.get('state_dict', checkpoint)
     meta = checkpoint.get('meta') or {}
-    state_dict = _strip_module(state_dict)
+    state_dict = strip_module_prefix(state_dict)
     petl_keys = petl_state_dict_keys(model)
     petl_only = bool(meta.get('petl_only')) or (
         bool(petl_keys) and set(state_dict) == set(petl_keys)
@@ -268,8 +259,8 @@ def verify(config_path: str, model_path: str,
         raise RuntimeError(
             f"the exported '{model_path}' does not load strictly into the "
             f"model of '{config_path}': missing "
-            f'{_few(result.missing_keys)}, unexpected '
-            f'{_few(result.unexpected_keys)}')
+            f'{short_key_list(result.missing_keys)}, unexpected '
+            f'{short_key_list(result.unexpected_keys)}')
     diffs = {}
     for name, before, after in zip(('image', 'text'), reference,
                                    features(model, *inputs)):

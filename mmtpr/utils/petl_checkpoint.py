@@ -87,7 +87,8 @@ def fingerprints_match(saved: Sequence[float],
         abs(saved[2] - current[2]) <= scale
 
 
-def _strip_module(state_dict: Dict[str, Any]) -> 'OrderedDict[str, Any]':
+def strip_module_prefix(
+        state_dict: Dict[str, Any]) -> 'OrderedDict[str, Any]':
     # as Runner.load_checkpoint's revise_keys=[(r'^module\.', '')]
     stripped = OrderedDict(
         (key[len('module.'):] if key.startswith('module.') else key, value)
@@ -96,7 +97,7 @@ def _strip_module(state_dict: Dict[str, Any]) -> 'OrderedDict[str, Any]':
     return stripped
 
 
-def _few(keys: Sequence[str], limit: int = 5) -> str:
+def short_key_list(keys: Sequence[str], limit: int = 5) -> str:
     shown = ', '.join(keys[:limit])
     return shown + (f', ... ({len(keys)} in all)' if len(keys) > limit
                     else '')
@@ -119,13 +120,13 @@ def describe_key_mismatch(expected: Sequence[str],
     problems = []
     if missing:
         problems.append(f'missing {len(missing)} key(s) of the model: '
-                        f'{_few(missing)}')
+                        f'{short_key_list(missing)}')
     if unexpected:
         problems.append(f'{len(unexpected)} unexpected key(s): '
-                        f'{_few(unexpected)}')
+                        f'{short_key_list(unexpected)}')
     if mismatched:
         problems.append(f'{len(mismatched)} key(s) of another shape '
-                        f'(checkpoint vs model): {_few(mismatched)}')
+                        f'(checkpoint vs model): {short_key_list(mismatched)}')
     return problems
 
 
@@ -148,7 +149,7 @@ def check_petl_checkpoint(model: nn.Module,
         ValueError: listing the missing, unexpected and mis-shaped keys (a
             few of each, then '...' and the count).
     """
-    state_dict = _strip_module(state_dict)
+    state_dict = strip_module_prefix(state_dict)
     expected = petl_state_dict_keys(model)
     problems = describe_key_mismatch(expected, state_dict,
                                      model.state_dict())
@@ -168,7 +169,7 @@ def complete_petl_state_dict(model: nn.Module,
                              ) -> 'OrderedDict[str, Any]':
     """A full state dict: ``model``'s own (frozen) state overlaid with the
     PETL-only ``state_dict``, so that loading it reports no missing keys."""
-    state_dict = _strip_module(state_dict)
+    state_dict = strip_module_prefix(state_dict)
     full = OrderedDict(model.state_dict())
     full.update(state_dict)
     full._metadata = state_dict._metadata or getattr(
@@ -203,7 +204,7 @@ def load_petl_checkpoint(model: nn.Module,
     state_dict = checkpoint.get('state_dict', checkpoint)
     meta = checkpoint.get('meta') or {}
     if not meta.get('petl_only'):
-        model.load_state_dict(_strip_module(state_dict), strict=True)
+        model.load_state_dict(strip_module_prefix(state_dict), strict=True)
         return checkpoint
     check_petl_checkpoint(model, state_dict, source)
     warn_if_frozen_weights_differ(model, meta, source)
