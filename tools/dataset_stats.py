@@ -17,12 +17,12 @@ import logging
 import sys
 from typing import List, Optional, Tuple
 
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import ConfigDict, DictAction
 from mmengine.logging import print_log
-from mmengine.registry import init_default_scope
 
 import mmtpr  # noqa: F401  (registries)
 from mmtpr.registry import DATASETS
+from mmtpr.utils.config import load_config
 
 LOADERS = (('train', 'train_dataloader'), ('val', 'val_dataloader'),
            ('test', 'test_dataloader'))
@@ -91,10 +91,7 @@ def compare(dataset, split: str, stats: dict) -> Optional[str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmtpr'))
+    cfg = load_config(args.config, args.cfg_options)
 
     header = (f"{'dataset':<12} {'split':<6} {'ids':>7} {'images':>8} "
               f"{'captions':>9} {'skipped':>8}  published (ids/images/"

@@ -34,10 +34,10 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
 
 import mmtpr
 from mmtpr.utils.checkpoint import atomic_write_bytes, load_from_local
+from mmtpr.utils.config import load_config
 from mmtpr.utils.petl_checkpoint import (
     check_petl_checkpoint,
     describe_key_mismatch,
@@ -282,10 +282,7 @@ def _simple(meta: dict) -> dict:
 def export(args) -> dict:
     """Run the export described by the command-line ``args``; returns the
     meta written into the checkpoint."""
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmtpr'))
+    cfg = load_config(args.config, args.cfg_options)
     backbone_cfg = cfg.model.get('backbone', {})
     if backbone_cfg.get('type') not in ('OpenCLIPBackbone',
                                         'mmtpr.OpenCLIPBackbone'):

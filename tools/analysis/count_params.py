@@ -25,9 +25,9 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
 
 import mmtpr  # noqa: F401  (registries)
+from mmtpr.utils.config import load_config
 
 TOWERS = ('visual', 'text', 'other')
 # Counts: {component: {tower: [trainable, frozen]}}
@@ -44,15 +44,6 @@ def parse_args(argv=None):
         help='override config entries, e.g. '
         'model.backbone.petl.1.rank=16')
     return parser.parse_args(argv)
-
-
-def load_config(path: str, options: Optional[dict] = None) -> Config:
-    """The config with ``options`` merged and the default scope set."""
-    cfg = Config.fromfile(path)
-    if options:
-        cfg.merge_from_dict(options)
-    init_default_scope(cfg.get('default_scope', 'mmtpr'))
-    return cfg
 
 
 def build_model(cfg: Config, device='meta') -> nn.Module:

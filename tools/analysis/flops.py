@@ -34,16 +34,16 @@ imbalance changes wall-clock time only.
 import argparse
 import copy
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 import mmtpr  # noqa: F401  (registries)
+from mmtpr.utils.config import load_config
 
 
 def parse_args(argv=None):
@@ -62,15 +62,6 @@ def parse_args(argv=None):
     if args.batch_size < 1:
         parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
     return args
-
-
-def load_config(path: str, options: Optional[dict] = None) -> Config:
-    """The config with ``options`` merged and the default scope set."""
-    cfg = Config.fromfile(path)
-    if options:
-        cfg.merge_from_dict(options)
-    init_default_scope(cfg.get('default_scope', 'mmtpr'))
-    return cfg
 
 
 def build_model(model_cfg: dict, device: str) -> nn.Module:
