@@ -15,7 +15,6 @@ are unchanged.
 """
 import argparse
 import os.path as osp
-import sys
 
 from mmengine.config import DictAction
 
@@ -122,4 +121,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(0 if main() is not None else 1)
+    main()
