@@ -16,7 +16,6 @@ from mmtpr.registry import MODELS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HERE = osp.dirname(osp.abspath(__file__))
-LAUNCH = osp.join(HERE, 'launch_tool.py')
 
 # The fixed global batch: 8 pairs, every person id but 3 on both halves of
 # every split used below ((4, 4) and (3, 5)).
@@ -105,25 +104,9 @@ def loss_and_grads(model, batch):
 
 def torchrun(tool, args, work_dir, nproc=2, env=None, timeout=180):
     """Run ``tools/dist_<tool>.sh`` (torchrun, ``--launcher pytorch``) with
-    ``args``: CONFIG [CHECKPOINT] and the tool's options.
-
-    Once tools/train.py and tools/test.py call ``setup_dist`` themselves,
-    the scripts run as they are; before that, copies of the scripts run a
-    ``train.py`` / ``test.py`` that call the real tool through
-    ``launch_tool.py``, which makes that call first.
-    """
+    ``args``: CONFIG [CHECKPOINT] and the tool's options."""
     name = osp.splitext(tool)[0]
-    script = osp.join(ROOT, 'tools', tool)
     shell = osp.join(ROOT, 'tools', f'dist_{name}.sh')
-    if 'setup_dist(' not in open(script).read():
-        tools = osp.join(str(work_dir), 'tools')
-        os.makedirs(tools, exist_ok=True)
-        shutil.copy(shell, tools)
-        shell = osp.join(tools, f'dist_{name}.sh')
-        with open(osp.join(tools, tool), 'w') as f:
-            f.write('import runpy\nimport sys\n'
-                    f'sys.argv[:1] = [{LAUNCH!r}, {script!r}]\n'
-                    f'runpy.run_path({LAUNCH!r}, run_name="__main__")\n')
     env = dict(os.environ, **(env or {}))
     env['PORT'] = str(free_port())
     env['PYTHONPATH'] = os.pathsep.join(
