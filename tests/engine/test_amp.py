@@ -66,6 +66,26 @@ def test_float16_on_cpu_is_refused_clearly():
             nn.Linear(2, 2).parameters(), lr=0.1))
 
 
+@pytest.mark.parametrize('bf16_supported, dtype, scaled', [
+    (True, torch.bfloat16, False), (False, torch.float16, True)])
+def test_cuda_dtype_and_loss_scaler_choice(monkeypatch, bf16_supported,
+                                           dtype, scaled):
+    """On CUDA, 'auto' is bfloat16 without scaling where the device supports
+    it and float16 with a dynamic loss scaler elsewhere (the choice only:
+    the CUDA step itself runs in the CUDA-only test below)."""
+    import mmtpr.engine.optimizers.amp_optim_wrapper as module
+    monkeypatch.setattr(module, 'get_device', lambda: 'cuda')
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported',
+                        lambda *a, **k: bf16_supported)
+    wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(
+        nn.Linear(2, 2).parameters(), lr=0.1))
+    assert (wrapper.device_type, wrapper.cast_dtype) == ('cuda', dtype)
+    assert (wrapper.loss_scaler is not None) == scaled
+    assert ('loss_scaler' in wrapper.state_dict()) == scaled
+    if scaled:
+        assert isinstance(wrapper.loss_scaler, torch.amp.GradScaler)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_float16_on_cuda_scales_the_loss():
     model = nn.Linear(8, 4).cuda()
