@@ -1,51 +1,35 @@
-"""Checkpoints that load safely, are written atomically and fail loudly when
-damaged.
+"""Reading checkpoint files safely, with errors that name the file and the
+problem.
 
-:func:`setup_mmengine_checkpoints` (called once by ``import mmtpr``) applies
-the three process-wide parts:
+:func:`load_checkpoint_file` is the one reader of ``torch.save`` files in
+mmtpr (checkpoints, exported models, gallery feature files). It always
+passes ``weights_only=True`` to :func:`torch.load` explicitly, so that
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` changes nothing and a tampered file
+cannot run code, and it allows, for that one call only, exactly the Python
+objects that MMEngine writes into its checkpoints (nothing is added to
+torch's process-wide allow-list; MMEngine's own loaders are untouched).
 
-- ``torch.load(weights_only=True)`` reads MMEngine checkpoints
-  (:func:`allow_mmengine_checkpoint_globals`, below);
-- local writes through MMEngine's file backend (``save_checkpoint``) are
-  atomic (:class:`AtomicLocalBackend`);
-- a local checkpoint that is empty, truncated or corrupted raises
-  :class:`CorruptedCheckpointError` naming the file
-  (:func:`load_local_checkpoint`), for ``load_from`` and ``resume`` alike.
-
-The PETL-only helpers are in :mod:`mmtpr.utils.petl_checkpoint`. See
-docs/checkpoints.md.
-
-Loading MMEngine checkpoints with ``torch.load(weights_only=True)``
--------------------------------------------------------------------
-
-MMEngine 0.10.7 loads checkpoints with a plain ``torch.load``; since torch 2.6
-that defaults to ``weights_only=True``, which refuses the few Python objects
-that MMEngine itself writes into every checkpoint (the message hub's
-``HistoryBuffer`` objects and the numpy arrays and scalars inside them), so
-``resume=True`` and ``load_from`` fail with ``UnpicklingError: Unsupported
-global``. This module is the one place where mmtpr fixes that: it adds exactly
-those globals to torch's allow-list, keeping ``weights_only=True`` so that a
-tampered checkpoint still cannot run code.
-
+MMEngine 0.10.7 loads checkpoints with a plain ``torch.load``; since torch
+2.6 that refuses the message hub's ``HistoryBuffer`` objects and the numpy
+arrays and scalars inside them. :func:`checkpoint_safe_globals` lists them.
 ``HistoryBuffer`` pickles its ``statistics_methods`` as
-``getattr(HistoryBuffer, 'mean')`` and so on. Allowing ``builtins.getattr``
-itself would defeat ``weights_only`` (``getattr`` reaches any module), so the
-name ``builtins.getattr`` is mapped to :func:`_history_buffer_getattr`, which
-only returns HistoryBuffer's own statistics methods.
+``getattr(HistoryBuffer, 'mean')`` and so on; allowing ``builtins.getattr``
+itself would defeat ``weights_only`` (``getattr`` reaches anything), so the
+name ``builtins.getattr`` is mapped to :func:`_history_buffer_getattr`,
+which only returns HistoryBuffer's own statistics methods.
 """
-import contextlib
 import os
 import os.path as osp
 import pickle
-import re
-import uuid
 import zipfile
-from typing import Any, List, Optional, Union
+from typing import Any, List, Optional
 
 import numpy as np
 import torch
-from mmengine.fileio.backends import LocalBackend
 from mmengine.logging import HistoryBuffer
+
+from .errors import CheckpointError
+from .fileio import check_regular_file
 
 # The statistics every HistoryBuffer instance registers for itself.
 _DEFAULT_STATISTICS = ('min', 'max', 'mean', 'current')
@@ -71,8 +55,7 @@ def _numpy_globals() -> List[Any]:
         except ImportError:
             continue
         for attr in ('_reconstruct', 'scalar'):
-            fn = getattr(module, attr)
-            found.append((fn, f'{module_name}.{attr}'))
+            found.append((getattr(module, attr), f'{module_name}.{attr}'))
     # numpy >= 1.25 may pickle dtypes through their classes
     # (e.g. numpy.dtypes.Float64DType).
     dtypes = getattr(np, 'dtypes', None)
@@ -83,154 +66,39 @@ def _numpy_globals() -> List[Any]:
 
 
 def checkpoint_safe_globals() -> List[Any]:
-    """The globals that MMEngine checkpoints need, for ``add_safe_globals``.
+    """The globals that MMEngine checkpoints need, for
+    :class:`torch.serialization.safe_globals`.
 
     Returns:
-        list: objects and ``(object, 'module.name')`` pairs as accepted by
-        :func:`torch.serialization.add_safe_globals`.
+        list: objects and ``(object, 'module.name')`` pairs.
     """
     return [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')
             ] + _numpy_globals()
 
 
-def allow_mmengine_checkpoint_globals() -> None:
-    """Let ``torch.load(weights_only=True)`` read MMEngine checkpoints.
-
-    Called once when :mod:`mmtpr` is imported; calling it again is harmless.
-    """
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is None:  # torch < 2.4 loads with weights_only=False anyway
-        return
-    add(checkpoint_safe_globals())
-
-
-# ---------------------------------------------------------------------------
-# Atomic local writes
-# ---------------------------------------------------------------------------
-# MMEngine's save_checkpoint serialises the checkpoint into memory and hands
-# the bytes to the file backend; LocalBackend.put opens the final path with
-# 'wb', so a crash (or a full disk) while writing leaves a truncated file
-# under the real name; without fsync a power loss can even truncate a file
-# whose write had returned and that `last_checkpoint` already names.
-_CHUNK = 64 << 20  # bytes per write call
-
-
-def _temp_path(path: str) -> str:
-    """A hidden sibling of ``path``, unique to this process and call."""
-    directory, name = osp.split(path)
-    return osp.join(directory,
-                    f'.{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
-
-
-def _temp_pattern(path: str) -> 're.Pattern':
-    return re.compile(rf'^\.{re.escape(osp.basename(path))}\.(\d+)\.'
-                      r'[0-9a-f]{8}\.tmp$')
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. no permission: it exists
-        return True
-    return True
-
-
-def _remove_stale_temps(path: str) -> None:
-    """Remove the temp files of ``path`` left by killed writers."""
-    directory = osp.dirname(path) or '.'
-    pattern = _temp_pattern(path)
-    for name in os.listdir(directory):
-        match = pattern.match(name)
-        if match and int(match.group(1)) != os.getpid() and \
-                not _pid_alive(int(match.group(1))):
-            with contextlib.suppress(OSError):
-                os.remove(osp.join(directory, name))
-
-
-def _write_chunks(file, data) -> None:
-    view = memoryview(data)
-    for start in range(0, len(view), _CHUNK):
-        file.write(view[start:start + _CHUNK])
-
-
-def _fsync_directory(directory: str) -> None:
-    # Makes the rename itself durable; not possible on every platform.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(data: bytes, path: Union[str, os.PathLike]) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is never seen partial.
-
-    The bytes go to a hidden temp file in the same directory (same file
-    system), which is flushed and fsync-ed, then renamed over ``path`` with
-    :func:`os.replace` (atomic on POSIX and Windows). If anything fails the
-    temp file is removed and ``path`` keeps its previous content; a writer
-    killed outright leaves only its hidden temp file, which the next write
-    of the same path removes.
-
-    Args:
-        data (bytes-like): the content.
-        path (str | PathLike): the destination; its directory is created.
-    """
-    # a symlink keeps pointing at the (replaced) file it names, as with
-    # open(path, 'wb')
-    path = osp.realpath(os.fspath(path))
-    directory = osp.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    _remove_stale_temps(path)
-    tmp = _temp_path(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
-    fd = os.open(tmp, flags, 0o666)  # mode as open(): 0o666 & ~umask
-    try:
-        with os.fdopen(fd, 'wb') as file:
-            _write_chunks(file, data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    _fsync_directory(directory)
-
-
-class AtomicLocalBackend(LocalBackend):
-    """MMEngine's local file backend with atomic :meth:`put`.
-
-    Registered by :func:`setup_mmengine_checkpoints` as the ``'local'``
-    backend (the one for paths without a ``scheme://``), so every
-    checkpoint that :class:`CheckpointHook` saves goes through
-    :func:`atomic_write_bytes`.
-    """
-
-    def put(self, obj: bytes, filepath: Union[str, os.PathLike]) -> None:
-        atomic_write_bytes(obj, filepath)
-
-
-# ---------------------------------------------------------------------------
-# Clear errors for damaged checkpoints
-# ---------------------------------------------------------------------------
-class CorruptedCheckpointError(ValueError):
+class CorruptedCheckpointError(CheckpointError):
     """A checkpoint file exists but is empty, truncated or corrupted."""
+
+
+def is_torchscript_archive(path: str) -> bool:
+    """Whether ``path`` is a TorchScript archive (e.g. OpenAI's
+    ViT-B-16.pt): a zip holding the module's code under ``<name>/code/``,
+    which plain ``torch.save`` zips do not."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any('/code/' in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
 
 
 def _other_checkpoints(path: str, limit: int = 5) -> List[str]:
     """Other ``*.pth`` files beside ``path``, newest first."""
     directory = osp.dirname(osp.abspath(path))
-    if not osp.isdir(directory):
+    try:
+        names = os.listdir(directory)
+    except OSError:
         return []
-    found = [osp.join(directory, name) for name in os.listdir(directory)
+    found = [osp.join(directory, name) for name in names
              if name.endswith('.pth') and not name.startswith('.')
              and osp.join(directory, name) != osp.abspath(path)]
 
@@ -253,9 +121,9 @@ def _earlier_hint(path: str) -> str:
 
 
 def diagnose_checkpoint_file(path: str) -> Optional[str]:
-    """What is wrong with the file ``path``, or None if its container looks
-    intact (a ``torch.save`` zip archive whose members pass their CRC
-    check, so a load error has another cause).
+    """What is wrong with the container of the file ``path``, or None if
+    it looks intact (a ``torch.save`` zip archive whose members pass their
+    CRC check, or another format that a load error must explain).
 
     Returns:
         str | None: e.g. ``'empty (0 bytes)'`` or ``'truncated (...)'``.
@@ -277,6 +145,8 @@ def diagnose_checkpoint_file(path: str) -> Optional[str]:
     if head == b'PK\x03\x04':
         return ('truncated (a zip archive that lacks its end records, as '
                 'left by an interrupted write)')
+    if head[:1] == b'\x80':  # a pickle stream (torch's legacy format)
+        return None
     return 'truncated or corrupted (not a PyTorch checkpoint archive)'
 
 
@@ -285,7 +155,7 @@ def _corrupted(filename: str, problem: str,
                ) -> CorruptedCheckpointError:
     detail = ''
     if err is not None:
-        reason = str(err).strip()
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ''
         if len(reason) > 120:
             reason = reason[:117] + '...'
         detail = f' ({type(err).__name__}: {reason})'
@@ -297,61 +167,80 @@ def _corrupted(filename: str, problem: str,
         'PATH` or `load_from=PATH`.' + _earlier_hint(filename))
 
 
-def load_from_local(filename: str, map_location=None) -> Any:
-    """MMEngine's local checkpoint loader with integrity checks and clear
-    errors.
+def _refused(filename: str, err: BaseException) -> CheckpointError:
+    reason = str(err).strip().splitlines()
+    detail = next((line.strip() for line in reason
+                   if 'GLOBAL' in line or 'Unsupported' in line), '')
+    return CheckpointError(
+        f"refusing to load '{filename}': it holds Python objects that "
+        'could run code when loaded, which mmtpr never does (it loads with '
+        f'weights_only=True){": " + detail if detail else ""}. Checkpoints '
+        'written by mmtpr and MMEngine hold only tensors, numbers, strings '
+        'and the message hub; do not use a file from a source you do not '
+        'trust.')
 
-    Replaces :func:`mmengine.runner.checkpoint.load_from_local` for paths
-    without a ``scheme://`` (registered by
-    :func:`setup_mmengine_checkpoints`), so ``load_from``, ``resume`` and
-    ``init_cfg=dict(type='Pretrained')`` all report a missing file, or an
-    empty, truncated or corrupted one, by name and suggest an earlier
-    checkpoint. The CRC-32 of every member of a ``torch.save`` archive is
-    verified first (``torch.load`` does not: a flipped bit in a tensor
-    would load silently). Other load errors (e.g. ``weights_only``
-    refusing a global) are raised unchanged.
+
+def load_checkpoint_file(filename: str,
+                         map_location: Any = 'cpu',
+                         what: str = 'checkpoint') -> Any:
+    """Load a ``torch.save`` file safely, with errors that name it.
+
+    ``torch.load(weights_only=True)`` (explicitly, whatever
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says), with MMEngine's checkpoint
+    objects allowed for this call only. The CRC-32 of every member of a zip
+    archive is verified first (``torch.load`` does not check it: a flipped
+    bit in a tensor would load silently).
+
+    Args:
+        filename (str): the file.
+        map_location: as :func:`torch.load`. Defaults to 'cpu'.
+        what (str): what the file is, for messages. Defaults to
+            'checkpoint'.
+
+    Returns:
+        The loaded object.
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        CorruptedCheckpointError: the file is empty, truncated or corrupted.
+        MissingFileError: the file does not exist.
+        UnsafeFileError: it is not a regular file (a FIFO, a device, ...).
+        CorruptedCheckpointError: it is empty, truncated or corrupted.
+        CheckpointError: it is a TorchScript archive, or holds Python
+            objects that ``weights_only`` loading refuses, or cannot be read
+            for another reason.
     """
     filename = osp.expanduser(os.fspath(filename))
-    if not osp.isfile(filename):
-        raise FileNotFoundError(
-            f"checkpoint '{filename}' does not exist"
-            + ('' if filename else " (an empty path: is the work dir's "
-               '`last_checkpoint` file empty?)') + '.'
-            + _earlier_hint(filename))
-    if osp.getsize(filename) == 0 or zipfile.is_zipfile(filename):
-        problem = diagnose_checkpoint_file(filename)
-        if problem is not None:
-            raise _corrupted(filename, problem)
+    if not filename:
+        raise CheckpointError(f'the {what} path is empty (is the work '
+                              "dir's `last_checkpoint` file empty?)")
+    check_regular_file(filename, what)
+    problem = diagnose_checkpoint_file(filename)
+    if problem is not None:
+        raise _corrupted(filename, problem)
+    if is_torchscript_archive(filename):
+        raise CheckpointError(
+            f"'{filename}' is a TorchScript archive (e.g. OpenAI's CLIP "
+            f'weights), not a {what}; CLIP weights go to '
+            'model.backbone.pretrained')
     try:
-        return torch.load(filename, map_location=map_location)
-    except Exception as err:
-        problem = diagnose_checkpoint_file(filename)
-        if problem is None:
-            raise
-        raise _corrupted(filename, problem, err) from err
+        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+            return torch.load(filename, map_location=map_location,
+                              weights_only=True)
+    except pickle.UnpicklingError as err:
+        if 'weights_only' in str(err) or 'Unsupported global' in str(err):
+            raise _refused(filename, err) from None
+        raise _corrupted(filename, 'corrupted (an unreadable pickle)',
+                         err) from err
+    except (RuntimeError, EOFError, ValueError, OSError) as err:
+        raise _corrupted(filename, 'not readable as a PyTorch file',
+                         err) from err
 
 
-def setup_mmengine_checkpoints() -> None:
-    """Apply mmtpr's process-wide checkpoint fixes to MMEngine.
-
-    Allows MMEngine's globals for ``torch.load(weights_only=True)``,
-    registers :class:`AtomicLocalBackend` for local paths and
-    :func:`load_from_local` as the local checkpoint loader. Called once
-    when :mod:`mmtpr` is imported; calling it again is harmless.
-    """
-    from mmengine.fileio import io as fileio_io
-    from mmengine.fileio import register_backend
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    allow_mmengine_checkpoint_globals()
-    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
-    # get_file_backend(enable_singleton=True) caches instances
-    for key, backend in list(fileio_io.backend_instances.items()):
-        if type(backend) is LocalBackend:
-            fileio_io.backend_instances[key] = AtomicLocalBackend()
-    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local,
-                                     force=True)
+def load_state_dict_file(filename: str, what: str = 'checkpoint') -> dict:
+    """:func:`load_checkpoint_file` for files that must hold a dict (a
+    checkpoint or a state dict); anything else is a CheckpointError."""
+    loaded = load_checkpoint_file(filename, 'cpu', what)
+    if not isinstance(loaded, dict):
+        raise CheckpointError(
+            f"{what} '{filename}' holds a {type(loaded).__name__}, not a "
+            'dict (a checkpoint or a state dict)')
+    return loaded
