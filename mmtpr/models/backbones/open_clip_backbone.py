@@ -1,137 +1,48 @@
 """CLIP from open_clip as a frozen (or trainable) backbone for TPR."""
 import copy
-import math
-import os
-import os.path as osp
-import zipfile
+import logging
 from contextlib import contextmanager
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import open_clip
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from mmtpr.registry import MODELS, PETL
+from mmtpr.utils.errors import CheckpointError, ConfigError
 
-from ..petl import freeze_except_petl
+from ..petl import PETLModule, freeze_except_petl
+from .clip_weights import (
+    load_clip_state_dict,
+    resize_visual_pos_embed,
+    resolve_pretrained,
+)
+from .precision import (
+    autocast_unless_enabled,
+    resolve_frozen_dtype,
+    store_frozen_matrices_in,
+)
 
-# OpenAI's TorchScript archives keep these non-weight entries in their
-# state dict; open_clip's CLIP has no such buffers.
-_OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
-_WEIGHT_SUFFIXES = ('.pt', '.pth', '.bin', '.ckpt', '.safetensors')
-
-
-def is_torchscript_archive(path: str) -> bool:
-    """Whether ``path`` is a TorchScript archive (e.g. OpenAI's ViT-B-16.pt).
-
-    TorchScript zips hold the module's code under ``<name>/code/``; plain
-    ``torch.save`` zips do not.
-    """
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any('/code/' in name for name in archive.namelist())
-
-
-def load_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    """Read a CLIP state dict from a local file.
-
-    Accepts OpenAI's TorchScript archives, ``.safetensors`` files, and
-    ``torch.save`` files holding a state dict (optionally nested under
-    ``state_dict`` / ``model`` and prefixed with ``module.``). Plain files are
-    read with ``weights_only=True``.
-
-    Args:
-        path (str): the weights file.
-
-    Returns:
-        dict: parameter name to tensor, in open_clip's naming.
-    """
-    if not osp.isfile(path):
-        raise FileNotFoundError(_missing_weights_message(path))
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        state_dict = load_file(path, device='cpu')
-    elif is_torchscript_archive(path):
-        state_dict = torch.jit.load(path, map_location='cpu').state_dict()
-    else:
-        state_dict = torch.load(path, map_location='cpu', weights_only=True)
-        for key in ('state_dict', 'model'):
-            if isinstance(state_dict, dict) and key in state_dict and \
-                    isinstance(state_dict[key], dict):
-                state_dict = state_dict[key]
-    if not isinstance(state_dict, dict) or not state_dict:
-        raise ValueError(f"'{path}' holds no CLIP state dict (found "
-                         f'{type(state_dict).__name__})')
-    state_dict = {(k[len('module.'):] if k.startswith('module.') else k): v
-                  for k, v in state_dict.items()}
-    for key in _OPENAI_EXTRA_KEYS:
-        state_dict.pop(key, None)
-    return state_dict
-
-
-def resize_visual_pos_embed(pos_embed: torch.Tensor,
-                            grid_size: Tuple[int, int],
-                            interpolation: str = 'bilinear') -> torch.Tensor:
-    """Resize a ViT positional embedding (1 + h*w, D) to a new patch grid.
-
-    The class-token row is kept; the patch rows are taken as a square grid
-    (as in every released CLIP) unless they already match ``grid_size``, and
-    interpolated with ``align_corners=False`` and no antialiasing (IRRA's
-    ``F.interpolate(mode='bilinear')``). open_clip's own helper compares
-    only sequence lengths, so it would skip e.g. 4x4 -> 8x2; this one
-    compares grids.
-    """
-    cls_row, patches = pos_embed[:1], pos_embed[1:]
-    num = patches.shape[0]
-    new_h, new_w = grid_size
-    side = math.isqrt(num)
-    if side * side == num:
-        old_h, old_w = side, side
-    elif num == new_h * new_w:
-        old_h, old_w = new_h, new_w
-    else:
-        raise ValueError(
-            f'cannot resize a positional embedding of {num} patch rows (not '
-            f'a square grid) to a {new_h}x{new_w} grid')
-    if (old_h, old_w) == (new_h, new_w):
-        return pos_embed
-    grid = patches.reshape(1, old_h, old_w, -1).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid.float(), size=(new_h, new_w),
-                         mode=interpolation, align_corners=False)
-    patches = grid.permute(0, 2, 3, 1).reshape(new_h * new_w, -1)
-    return torch.cat([cls_row, patches.to(pos_embed.dtype)])
-
-
-def _missing_weights_message(path: str) -> str:
-    return (
-        f"CLIP weights file '{path}' does not exist. mmtpr cannot download "
-        'weights at run time: fetch them once and point `pretrained` at the '
-        "file. OpenAI's ViT-B/16 (a TorchScript archive, used by the papers) "
-        'is listed in open_clip as `open_clip.get_pretrained_cfg("ViT-B-16", '
-        '"openai")["url"]`; open_clip checkpoints (.bin / .safetensors) come '
-        'from the Hugging Face hub (e.g. timm/vit_base_patch16_clip_224.'
-        'openai). Alternatively pass an open_clip tag such as '
-        "pretrained='openai' on a machine with network access.")
+_ACTIVATION_NAMES = {True: 'QuickGELU', False: 'GELU'}
 
 
 @MODELS.register_module()
 class OpenCLIPBackbone(BaseModule):
     """A CLIP model from open_clip, as the two towers of a TPR retriever.
 
-    The model is built by open_clip (never copied): by name from open_clip's
-    model configs (``'ViT-B-16'``) or from a config dict (tiny test models).
-    The image size is forced to ``image_size`` (384x128 for TPR), and
-    pretrained weights, if any, are loaded in ``__init__`` with the visual
-    positional embedding resized to the new patch grid.
+    The model is built by open_clip (never copied): by name with
+    ``open_clip.create_model`` (``'ViT-B-16'``), or from a config dict (tiny
+    test models). The image size is forced to ``image_size`` (384x128 for
+    TPR), and pretrained weights, if any, are loaded in ``__init__`` with the
+    visual positional embedding resized to the new patch grid
+    (:mod:`.clip_weights`; no code from a weights file is ever run).
 
-    Features follow CLIP (and IRRA, see methods.md 0.2): the image feature is
-    the CLS token after ``ln_post`` and the projection; the text feature is
-    the EOT token (the largest token id, found by ``argmax``) after
-    ``ln_final`` and the projection. Features are not normalised here.
+    Features follow CLIP (and IRRA, docs/methods.md §0.2): the image feature
+    is the CLS token after ``ln_post`` and the projection; the text feature
+    is the EOT token (the largest token id) after ``ln_final`` and the
+    projection. Features are not normalised here.
 
     CLIP's own ``logit_scale`` is never trained (the SDM head owns the
     temperature), so it is frozen even when ``freeze=False``.
@@ -142,16 +53,19 @@ class OpenCLIPBackbone(BaseModule):
             (``embed_dim``, ``vision_cfg``, ``text_cfg``) used instead of the
             named config, e.g. for tiny test models. Defaults to None.
         pretrained (str, optional): None for random init; a local weights
-            file (OpenAI TorchScript ``.pt``, ``.safetensors`` or a
+            file (OpenAI's TorchScript ``.pt``, ``.safetensors`` or a
             ``torch.save`` state dict); or an open_clip pretrained tag of
-            ``model_name`` (e.g. 'openai', downloaded by open_clip).
-            Defaults to None.
+            ``model_name`` (e.g. 'openai', which needs network access unless
+            open_clip's cache has it). Defaults to None.
         image_size (int | tuple): input (height, width). Defaults to
             (384, 128).
-        quick_gelu (bool, optional): use QuickGELU as OpenAI's weights
-            require. None chooses True for the 'openai' tag and for
-            TorchScript archives, else the model config's value.
-            Defaults to None.
+        quick_gelu (bool, optional): the activation: QuickGELU (True, what
+            OpenAI's CLIP was trained with) or GELU (False). None takes
+            what the weights file says (OpenAI's TorchScript archives name
+            their activation; the 'openai' tag means QuickGELU), else the
+            model config's. A declared value that contradicts the weights
+            file is an error: the wrong activation moves features by about
+            1e-2 and flips routing. Defaults to None.
         pos_embed_interpolation (str): how the visual positional embedding
             is resized when loading weights of another image size.
             'bilinear' (without antialiasing) matches IRRA. Defaults to
@@ -163,19 +77,18 @@ class OpenCLIPBackbone(BaseModule):
             ``[dict(type='KVLoRA', rank=32), dict(type='LNAdapter')]``;
             see :mod:`mmtpr.models.petl`. Defaults to None.
         frozen_dtype (str, optional): store the frozen CLIP weight matrices
-            (linear, convolution and attention projections, ~83 % of
-            ViT-B/16's weights) in 'bfloat16' or 'float16' to halve their
-            memory (with ``freeze=True``); embeddings, norms, biases and the
-            trainable PETL parameters stay float32.
-            The towers then always run under ``torch.autocast`` in that
-            dtype (the AMP optimizer wrapper's autocast, or the backbone's
-            own at test time). Defaults to None (float32).
+            in 'bfloat16' or 'float16' to halve their memory (with
+            ``freeze=True``; see :mod:`.precision`). The towers then always
+            run under ``torch.autocast`` in that dtype (the AMP optimizer
+            wrapper's, or the backbone's own at test time). Defaults to
+            None (float32).
         init_cfg (dict, optional): MMEngine init config. Defaults to None.
 
     Example:
         >>> backbone = dict(type='OpenCLIPBackbone', model_name='ViT-B-16',
         ...                 pretrained='checkpoints/ViT-B-16.pt',
-        ...                 image_size=(384, 128), freeze=True)
+        ...                 quick_gelu=True, image_size=(384, 128),
+        ...                 freeze=True)
     """
 
     def __init__(self,
@@ -190,34 +103,33 @@ class OpenCLIPBackbone(BaseModule):
                  frozen_dtype: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if frozen_dtype not in _FROZEN_DTYPES:
-            raise ValueError('frozen_dtype must be one of '
-                             f'{sorted(_FROZEN_DTYPES, key=str)}, got '
-                             f'{frozen_dtype!r}')
-        if frozen_dtype is not None and not freeze:
-            raise ValueError('frozen_dtype stores the frozen CLIP weights in '
-                             'half precision; it needs freeze=True')
+        self.frozen_dtype = resolve_frozen_dtype(frozen_dtype)
+        if self.frozen_dtype is not None and not freeze:
+            raise ConfigError('frozen_dtype stores the frozen CLIP weights '
+                              'in half precision; it needs freeze=True')
         self.model_name = model_name
         self.image_size = _as_hw(image_size)
         self.pos_embed_interpolation = pos_embed_interpolation
 
-        weights_path = self._resolve_pretrained(model_name, pretrained)
-        if quick_gelu is None:
-            quick_gelu = pretrained == 'openai' or (
-                weights_path is not None
-                and is_torchscript_archive(weights_path))
-        self.clip = self._build_clip(model_name, model_cfg, self.image_size,
-                                     quick_gelu)
-        if weights_path is not None:
-            self.load_clip_weights(weights_path)
+        weights_path = resolve_pretrained(model_name, pretrained)
+        weights = None if weights_path is None else \
+            load_clip_state_dict(weights_path)
+        if quick_gelu is None and model_cfg is not None:
+            quick_gelu = model_cfg.get('quick_gelu')
+        self.quick_gelu = _choose_activation(quick_gelu, weights,
+                                             pretrained == 'openai')
+        self.clip = _build_clip(model_name, model_cfg, self.image_size,
+                                self.quick_gelu)
+        if weights is not None:
+            self._load_clip_weights(weights)
 
         for cfg in petl or []:
             self._inject(cfg)
-        # PETL modules that take per-batch router context (domains, token
-        # masks) and produce auxiliary losses; found once, not per forward.
-        self._routers = {
+        # The PETL modules of each tower, found once: they receive the
+        # batch's context and report auxiliary losses (PETLModule).
+        self._petl_modules: Dict[str, Tuple[PETLModule, ...]] = {
             tower: tuple(m for m in root.modules()
-                         if hasattr(m, 'set_context'))
+                         if isinstance(m, PETLModule))
             for tower, root in (('visual', self.clip.visual),
                                 ('text', self.clip.transformer))
         }
@@ -229,131 +141,46 @@ class OpenCLIPBackbone(BaseModule):
             param = getattr(self.clip, name, None)
             if isinstance(param, nn.Parameter):
                 param.requires_grad_(False)
-        self.frozen_dtype = _FROZEN_DTYPES[frozen_dtype]
         if self.frozen_dtype is not None:
-            self._store_frozen_matrices_in(self.frozen_dtype)
-
-    def _store_frozen_matrices_in(self, dtype: torch.dtype) -> None:
-        """Cast the frozen weight matrices (linear, convolution and
-        attention projections: the bulk of CLIP) to ``dtype``.
-
-        Embedding tables, positional embeddings, norms and biases stay
-        float32, so that the residual stream keeps float32 precision as
-        under AMP: autocast casts exactly these matrices to ``dtype`` for
-        the matmuls anyway, so training numerics are those of AMP with
-        float32 weights.
-        """
-        tables = {id(m.weight) for m in self.clip.modules()
-                  if isinstance(m, nn.Embedding)}
-        for name, param in self.clip.named_parameters():
-            if (param.requires_grad or param.dim() < 2
-                    or id(param) in tables
-                    or 'positional_embedding' in name):
-                continue
-            param.data = param.data.to(dtype)
-        # open_clip casts the text tower's input embeddings to the dtype of
-        # its first block's weights; keep them (and so the residual stream)
-        # float32, as with float32 weights under autocast
-        text = getattr(self.clip, 'transformer', None)
-        if text is not None and hasattr(text, 'get_cast_dtype'):
-            text.get_cast_dtype = _float32
-
-    @contextmanager
-    def _autocast(self, device: torch.device):
-        """Autocast to ``frozen_dtype`` unless autocast is already on."""
-        if (self.frozen_dtype is None
-                or torch.is_autocast_enabled(device.type)):
-            yield
-            return
-        with torch.autocast(device_type=device.type,
-                            dtype=self.frozen_dtype):
-            yield
+            store_frozen_matrices_in(self.clip, self.frozen_dtype)
 
     def _inject(self, cfg: dict) -> None:
         if not isinstance(cfg, dict) or 'type' not in cfg:
-            raise TypeError(f'each petl entry must be a dict with a type, '
-                            f'got {cfg!r}')
+            raise ConfigError(f'each petl entry must be a dict with a type, '
+                              f'got {cfg!r}')
         args = dict(cfg)
         name = args.pop('type')
         technique = PETL.get(name) if isinstance(name, str) else name
         if technique is None:
-            raise KeyError(f"unknown PETL technique '{name}'; registered: "
-                           f'{sorted(PETL.module_dict)}')
+            raise ConfigError(f"unknown PETL technique '{name}'; registered:"
+                              f' {sorted(PETL.module_dict)}')
         technique.inject(self.clip, **args)
 
-    @staticmethod
-    def _build_clip(model_name: str, model_cfg: Optional[dict],
-                    image_size: Tuple[int, int],
-                    quick_gelu: bool) -> nn.Module:
-        if model_cfg is None:
-            model_cfg = open_clip.get_model_config(model_name)
-            if model_cfg is None:
-                raise KeyError(
-                    f"unknown open_clip model '{model_name}'; available: "
-                    f'{", ".join(open_clip.list_models())}')
-        cfg = copy.deepcopy(dict(model_cfg))
-        missing = {'embed_dim', 'vision_cfg', 'text_cfg'} - set(cfg)
-        if missing:
-            raise KeyError(f'model_cfg lacks {sorted(missing)}; expected an '
-                           'open_clip config with embed_dim, vision_cfg and '
-                           'text_cfg')
-        cfg['vision_cfg'] = dict(cfg['vision_cfg'], image_size=image_size)
-        quick_gelu = bool(quick_gelu or cfg.pop('quick_gelu', False))
-        custom_text = cfg.pop('custom_text', False) or \
-            'hf_model_name' in cfg['text_cfg']
-        cls = open_clip.CustomTextCLIP if custom_text else open_clip.CLIP
-        return cls(**cfg, quick_gelu=quick_gelu)
-
-    @staticmethod
-    def _resolve_pretrained(model_name: str,
-                            pretrained: Optional[str]) -> Optional[str]:
-        """Map ``pretrained`` to a local file (downloading open_clip tags)."""
-        if pretrained is None:
-            return None
-        if not isinstance(pretrained, str):
-            raise TypeError('pretrained must be None, a file path or an '
-                            f'open_clip tag, got {type(pretrained).__name__}')
-        looks_like_path = (os.sep in pretrained or '/' in pretrained
-                           or pretrained.endswith(_WEIGHT_SUFFIXES)
-                           or osp.exists(pretrained))
-        if looks_like_path:
-            if not osp.isfile(pretrained):
-                raise FileNotFoundError(_missing_weights_message(pretrained))
-            return pretrained
-        tags = open_clip.list_pretrained_tags_by_model(model_name)
-        if pretrained not in tags:
-            raise ValueError(
-                f"'{pretrained}' is neither an existing weights file nor an "
-                f"open_clip pretrained tag of '{model_name}' (tags: "
-                f'{", ".join(tags) or "none"})')
-        cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
-        try:
-            return open_clip.download_pretrained(cfg)
-        except Exception as err:  # network errors come in many types
-            raise RuntimeError(
-                f"could not download open_clip weights '{model_name}' / "
-                f"'{pretrained}' ({err}). "
-                + _missing_weights_message('<not downloaded>')) from err
-
-    def load_clip_weights(self, path: str) -> None:
-        """Load CLIP weights from ``path`` strictly, resizing the visual
-        positional embedding to this model's patch grid."""
-        state_dict = load_clip_state_dict(path)
+    def _load_clip_weights(self, weights) -> None:
+        """Load CLIP weights strictly, resizing the visual positional
+        embedding to this model's patch grid."""
+        state_dict = dict(weights.state_dict)
         key = 'visual.positional_embedding'
         if key in state_dict and hasattr(self.clip.visual, 'grid_size'):
             state_dict[key] = resize_visual_pos_embed(
                 state_dict[key], tuple(self.clip.visual.grid_size),
                 self.pos_embed_interpolation)
-        incompatible = self.clip.load_state_dict(state_dict, strict=False)
-        if incompatible.missing_keys or incompatible.unexpected_keys:
-            raise KeyError(
-                f"weights in '{path}' do not match open_clip "
-                f"'{self.model_name}': missing {incompatible.missing_keys[:8]}"
-                f' ({len(incompatible.missing_keys)} in all), unexpected '
-                f'{incompatible.unexpected_keys[:8]} '
-                f'({len(incompatible.unexpected_keys)} in all)')
-        print_log(f'OpenCLIPBackbone: loaded CLIP weights from {path}',
-                  logger='current')
+        own = self.clip.state_dict()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        shapes = [f'{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}'
+                  for k, v in own.items()
+                  if k in state_dict and state_dict[k].shape != v.shape]
+        if missing or unexpected or shapes:
+            raise CheckpointError(
+                f"the CLIP weights in '{weights.source}' do not fit open_clip"
+                f" '{self.model_name}' at {self.image_size}: missing "
+                f'{missing[:5]} ({len(missing)} in all), unexpected '
+                f'{unexpected[:5]} ({len(unexpected)} in all), other shapes '
+                f'{shapes[:5]} ({len(shapes)} in all)')
+        self.clip.load_state_dict(state_dict, strict=True)
+        print_log('OpenCLIPBackbone: loaded CLIP weights from '
+                  f'{weights.source}', logger='current')
 
     @property
     def embed_dim(self) -> int:
@@ -365,11 +192,38 @@ class OpenCLIPBackbone(BaseModule):
         """Number of text tokens the text tower expects."""
         return int(self.clip.context_length)
 
+    @property
+    def num_domains(self) -> int:
+        """How many domains the domain-aware routers know (1 without
+        routers)."""
+        counts = [m.num_domains for modules in self._petl_modules.values()
+                  for m in modules if m.num_domains is not None]
+        return min(counts) if counts else 1
+
     def aux_losses(self) -> List[torch.Tensor]:
         """The auxiliary losses (e.g. load balancing) that the PETL modules
-        computed in the last forward, one per module."""
-        return [m.aux_loss for routers in self._routers.values()
-                for m in routers if m.aux_loss is not None]
+        computed in the last forward, one per module that has one."""
+        return [m.aux_loss for modules in self._petl_modules.values()
+                for m in modules if m.aux_loss is not None]
+
+    def _set_context(self, tower: str, domains: Optional[torch.Tensor],
+                     token_mask: Optional[torch.Tensor] = None) -> None:
+        modules = self._petl_modules[tower]
+        if not modules:
+            return
+        if domains is not None and domains.numel() and (
+                int(domains.min()) < 0
+                or int(domains.max()) >= self.num_domains):
+            raise ConfigError(
+                f'domain index {int(domains.max())} out of range: the '
+                f'routers have {self.num_domains} domain prompts')
+        for module in modules:
+            module.set_context(domains=domains, token_mask=token_mask)
+
+    @contextmanager
+    def _autocast(self, device: torch.device) -> Iterator[None]:
+        with autocast_unless_enabled(self.frozen_dtype, device):
+            yield
 
     def encode_image(self, images: torch.Tensor,
                      domains: Optional[torch.Tensor] = None
@@ -378,8 +232,7 @@ class OpenCLIPBackbone(BaseModule):
 
         ``domains`` (B,) selects the routers' domain prompts, if any.
         """
-        for router in self._routers['visual']:
-            router.set_context(domains=domains)
+        self._set_context('visual', domains)
         with self._autocast(images.device):
             return self.clip.encode_image(images)
 
@@ -387,17 +240,15 @@ class OpenCLIPBackbone(BaseModule):
                     domains: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(T, L) token ids -> (T, D) EOT features."""
         if texts.shape[-1] != self.context_length:
-            raise ValueError(
+            raise ConfigError(
                 f'texts have {texts.shape[-1]} tokens, the text tower expects '
                 f'{self.context_length}; set the tokenizer context_length to '
                 'match')
-        routers = self._routers['text']
-        if routers:
+        if self._petl_modules['text']:
             # tokens up to and including EOT (the largest id) are real
             positions = torch.arange(texts.shape[-1], device=texts.device)
             valid = positions <= texts.argmax(-1, keepdim=True)
-            for router in routers:
-                router.set_context(domains=domains, token_mask=valid)
+            self._set_context('text', domains, valid)
         with self._autocast(texts.device):
             return self.clip.encode_text(texts)
 
@@ -407,15 +258,68 @@ class OpenCLIPBackbone(BaseModule):
         return self.encode_image(images), self.encode_text(texts)
 
 
-def _float32() -> torch.dtype:
-    return torch.float32
+def _choose_activation(declared: Optional[bool], weights,
+                       openai_tag: bool) -> bool:
+    """QuickGELU or not, from the declaration and what the weights say."""
+    said, source = None, None
+    if weights is not None and weights.activation is not None:
+        said, source = weights.activation == 'quick_gelu', weights.source
+    elif openai_tag:
+        said, source = True, "the 'openai' tag"
+    if declared is not None and said is not None and bool(declared) != said:
+        raise ConfigError(
+            f'model.backbone.quick_gelu={bool(declared)} declares '
+            f'{_ACTIVATION_NAMES[bool(declared)]}, but {source} was trained '
+            f'with {_ACTIVATION_NAMES[said]}; set quick_gelu={said} (or '
+            'leave it None to follow the weights)')
+    if declared is not None:
+        return bool(declared)
+    if said is not None:
+        return said
+    if weights is not None:
+        print_log(
+            f"OpenCLIPBackbone: '{weights.source}' does not say which "
+            'activation its model used; building GELU. Set '
+            'model.backbone.quick_gelu=True for OpenAI weights.',
+            logger='current', level=logging.WARNING)
+    return False
 
 
-_FROZEN_DTYPES = {
-    None: None,
-    'bfloat16': torch.bfloat16,
-    'float16': torch.float16,
-}
+class _NoRandomInitWarning(logging.Filter):
+    # open_clip warns on the root logger that it loaded no weights; mmtpr
+    # loads them itself right after building.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return 'No pretrained weights loaded' not in record.getMessage()
+
+
+def _build_clip(model_name: str, model_cfg: Optional[dict],
+                image_size: Tuple[int, int], quick_gelu: bool) -> nn.Module:
+    if model_cfg is None:
+        if open_clip.get_model_config(model_name) is None:
+            raise ConfigError(
+                f"unknown open_clip model '{model_name}'; available: "
+                f'{", ".join(open_clip.list_models())}')
+        quiet = _NoRandomInitWarning()
+        logging.getLogger().addFilter(quiet)
+        try:
+            return open_clip.create_model(
+                model_name, pretrained=None, force_quick_gelu=quick_gelu,
+                force_image_size=image_size,
+                device=torch.get_default_device())
+        finally:
+            logging.getLogger().removeFilter(quiet)
+    cfg = copy.deepcopy(dict(model_cfg))
+    missing = {'embed_dim', 'vision_cfg', 'text_cfg'} - set(cfg)
+    if missing:
+        raise ConfigError(f'model_cfg lacks {sorted(missing)}; expected an '
+                          'open_clip config with embed_dim, vision_cfg and '
+                          'text_cfg')
+    cfg['vision_cfg'] = dict(cfg['vision_cfg'], image_size=image_size)
+    cfg.pop('quick_gelu', None)
+    custom_text = cfg.pop('custom_text', False) or \
+        'hf_model_name' in cfg['text_cfg']
+    cls = open_clip.CustomTextCLIP if custom_text else open_clip.CLIP
+    return cls(**cfg, quick_gelu=quick_gelu)
 
 
 def _as_hw(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
@@ -423,6 +327,6 @@ def _as_hw(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
         return (size, size)
     size = tuple(int(s) for s in size)
     if len(size) != 2:
-        raise ValueError(f'image_size must be an int or (height, width), '
-                         f'got {size}')
+        raise ConfigError(f'image_size must be an int or (height, width), '
+                          f'got {size}')
     return size

@@ -72,26 +72,30 @@ class TPRDataPreprocessor(BaseDataPreprocessor):
         """Return ``dict(images, texts, text_counts, data_samples)``.
 
         ``images`` is (B, 3, H, W) float, ``texts`` (sum N_i, L) long and
-        ``text_counts`` the N_i of each sample.
+        ``text_counts`` the N_i of each sample. A batch may carry images
+        only or captions only (e.g. a gallery, or search queries); the
+        missing modality is None.
         """
-        for key in ('inputs', 'texts'):
-            if key not in data:
-                raise KeyError(f"batch has no '{key}' (keys: {list(data)}); "
-                               'pack samples with PackTPRInputs')
+        if 'inputs' not in data and 'texts' not in data:
+            raise KeyError(f'batch has neither inputs nor texts (keys: '
+                           f'{list(data)}); pack samples with PackTPRInputs')
         data = self.cast_data(data)
-        images = self.normalize_images(data['inputs'])
-        if training and self.random_erasing is not None:
-            images = self.random_erasing(images)
-
-        texts = data['texts']
-        if isinstance(texts, (list, tuple)):
-            texts = [t.view(1, -1) if t.dim() == 1 else t for t in texts]
-            text_counts = [int(t.shape[0]) for t in texts]
-            texts = torch.cat(texts)
-        else:
-            text_counts = [1] * texts.shape[0]
-        return dict(images=images, texts=texts.long(),
-                    text_counts=text_counts,
+        images = None
+        if data.get('inputs') is not None:
+            images = self.normalize_images(data['inputs'])
+            if training and self.random_erasing is not None:
+                images = self.random_erasing(images)
+        texts, text_counts = None, None
+        if data.get('texts') is not None:
+            texts = data['texts']
+            if isinstance(texts, (list, tuple)):
+                texts = [t.view(1, -1) if t.dim() == 1 else t for t in texts]
+                text_counts = [int(t.shape[0]) for t in texts]
+                texts = torch.cat(texts)
+            else:
+                text_counts = [1] * texts.shape[0]
+            texts = texts.long()
+        return dict(images=images, texts=texts, text_counts=text_counts,
                     data_samples=data.get('data_samples'))
 
 

@@ -6,13 +6,17 @@ model for inference and export. See docs/checkpoints.md.
 """
 import logging
 from collections import OrderedDict
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from .checkpoint import load_from_local
+from mmtpr.utils.checkpoint import load_state_dict_file
+from mmtpr.utils.errors import CheckpointError
+from mmtpr.utils.model_record import META_KEY, record_differences
+
+from .utils import PETLModule
 
 
 def petl_state_dict_keys(model: nn.Module) -> List[str]:
@@ -30,7 +34,6 @@ def petl_state_dict_keys(model: nn.Module) -> List[str]:
     Returns:
         list[str]: the keys.
     """
-    from mmtpr.models.petl import PETLModule  # the models are heavy
     prefixes = tuple(f'{name}.' for name, module in model.named_modules(
         remove_duplicate=False) if isinstance(module, PETLModule))
     return [key for key, value in model.state_dict(keep_vars=True).items()
@@ -146,7 +149,7 @@ def check_petl_checkpoint(model: nn.Module,
         source (str): how the error names the checkpoint.
 
     Raises:
-        ValueError: listing the missing, unexpected and mis-shaped keys (a
+        CheckpointError: listing the missing, unexpected and mis-shaped keys (a
             few of each, then '...' and the count).
     """
     state_dict = strip_module_prefix(state_dict)
@@ -155,7 +158,7 @@ def check_petl_checkpoint(model: nn.Module,
                                      model.state_dict())
     if not problems:
         return
-    raise ValueError(
+    raise CheckpointError(
         f'{source} does not match the PETL setup of the model '
         f'({len(state_dict)} tensors in the checkpoint, {len(expected)} '
         f'trainable/PETL tensors in the model): ' + '; '.join(problems)
@@ -177,39 +180,90 @@ def complete_petl_state_dict(model: nn.Module,
     return full
 
 
+def check_model_record(meta: Dict[str, Any], record: Dict[str, Any],
+                       source: str) -> None:
+    """Refuse a checkpoint whose recorded model (``meta['mmtpr_model']``,
+    see :mod:`mmtpr.utils.model_record`) has another backbone than
+    ``record`` (the loading config's): e.g. another ``top_k`` or
+    ``image_size``, which its state dict cannot show."""
+    saved = meta.get(META_KEY) if isinstance(meta, dict) else None
+    if not isinstance(saved, dict):
+        return
+    problems = record_differences(saved, record, 'backbone')
+    if problems:
+        raise CheckpointError(
+            f'{source} was saved from another model config: '
+            + '; '.join(problems[:6]) + '. Load it with the config it was '
+            'trained with, or non-strictly.')
+
+
 def load_petl_checkpoint(model: nn.Module,
                          checkpoint: Union[str, Dict[str, Any]],
-                         map_location='cpu') -> Dict[str, Any]:
+                         strict: bool = True,
+                         record: Optional[Dict[str, Any]] = None
+                         ) -> Dict[str, Any]:
     """Load a checkpoint into a built ``model`` (e.g. for inference).
 
     A PETL-only checkpoint (``meta['petl_only']``, saved by
     :class:`~mmtpr.engine.hooks.PETLCheckpointHook`) is checked with
     :func:`check_petl_checkpoint` and loaded over the model's frozen
     weights, which must be the ``pretrained`` weights the checkpoint was
-    trained on (a warning says when they differ); a full checkpoint is
-    loaded strictly.
+    trained on (a warning says when they differ); a full checkpoint must
+    have exactly the model's keys and shapes. Files are read with
+    ``weights_only=True`` (:func:`mmtpr.utils.load_state_dict_file`).
 
     Args:
         model (nn.Module): the built model (unwrapped).
         checkpoint (str | dict): a checkpoint file or a loaded checkpoint.
-        map_location: as :func:`torch.load`, for a file. Defaults to 'cpu'.
+        strict (bool): refuse a checkpoint that does not fit (keys, shapes,
+            recorded model). False loads what fits. Defaults to True.
+        record (dict, optional): the model record of the loading config
+            (:func:`mmtpr.utils.model_record.model_record`), compared with
+            the checkpoint's when ``strict``.
 
     Returns:
         dict: the checkpoint.
+
+    Raises:
+        CheckpointError: the checkpoint does not fit the model, naming the
+            file and the missing, unexpected and mis-shaped keys.
     """
-    source = 'the PETL-only checkpoint'
+    path = None
     if not isinstance(checkpoint, dict):
-        source = f"PETL-only checkpoint '{checkpoint}'"
-        checkpoint = load_from_local(checkpoint, map_location)
+        path, checkpoint = checkpoint, load_state_dict_file(checkpoint)
     state_dict = checkpoint.get('state_dict', checkpoint)
     meta = checkpoint.get('meta') or {}
-    if not meta.get('petl_only'):
-        model.load_state_dict(strip_module_prefix(state_dict), strict=True)
-        return checkpoint
-    check_petl_checkpoint(model, state_dict, source)
-    warn_if_frozen_weights_differ(model, meta, source)
-    model.load_state_dict(complete_petl_state_dict(model, state_dict),
-                          strict=True)
+    kind = 'PETL-only checkpoint' if meta.get('petl_only') else 'checkpoint'
+    source = f"{kind} '{path}'" if path else f'the {kind}'
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f'{source} has no state dict')
+    if strict and record is not None:
+        check_model_record(meta, record, source)
+    state_dict = strip_module_prefix(state_dict)
+    if meta.get('petl_only'):
+        if strict:
+            check_petl_checkpoint(model, state_dict, source)
+        warn_if_frozen_weights_differ(model, meta, source)
+        state_dict = complete_petl_state_dict(model, state_dict)
+    elif strict:
+        own = model.state_dict()
+        problems = describe_key_mismatch(list(own), state_dict, own)
+        if problems:
+            raise CheckpointError(
+                f'{source} does not fit the model of the config: '
+                + '; '.join(problems) + '. Use the config it was trained '
+                'with (or load it non-strictly).')
+    if strict:
+        model.load_state_dict(state_dict, strict=True)
+    else:
+        own = model.state_dict()
+        fitting = {k: v for k, v in state_dict.items()
+                   if k in own and getattr(v, 'shape', None) == own[k].shape}
+        result = model.load_state_dict(fitting, strict=False)
+        print_log(f'{source}: loaded {len(fitting)} of {len(own)} tensors '
+                  f'non-strictly ({len(result.missing_keys)} missing, '
+                  f'{len(state_dict) - len(fitting)} not fitting)',
+                  logger='current', level=logging.WARNING)
     return checkpoint
 
 

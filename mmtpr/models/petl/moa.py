@@ -94,16 +94,17 @@ class MixtureOfAdapters(PETLModule):
         self.aux_loss: Optional[torch.Tensor] = None
         self.routing: Dict[str, torch.Tensor] = {}
 
+    @property
+    def num_domains(self) -> int:
+        """Number of domain prompts of the router."""
+        return int(self.domain_prompts.shape[0])
+
     def set_context(self, domains: Optional[torch.Tensor] = None,
                     token_mask: Optional[torch.Tensor] = None) -> None:
-        """Per-batch inputs of the router that the block cannot pass:
-        ``domains`` (B,) domain index of each sample, ``token_mask`` (B, N)
-        the tokens that count in the load-balancing term."""
-        if domains is not None and int(domains.max()) >= len(
-                self.domain_prompts):
-            raise ValueError(
-                f'domain index {int(domains.max())} out of range: the router '
-                f'has {len(self.domain_prompts)} domain prompts')
+        """Keep the batch's ``domains`` (B,) (which domain prompt each
+        sample's tokens are routed with; the backbone checks the range) and
+        ``token_mask`` (B, N) (the tokens counted in the load-balancing
+        term when ``count_padding=False``)."""
         self.domains, self.token_mask = domains, token_mask
 
     def gate_logits(self, u: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Shared machinery of the PETL techniques: selecting blocks, converting
 open_clip blocks to PETL blocks, freezing by module type."""
-from typing import Iterator, List, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
+import torch
 import torch.nn as nn
 
 from .block import PETLBlock
@@ -16,7 +17,34 @@ class PETLModule(nn.Module):
     :func:`freeze_except_petl` un-freezes exactly the parameters of
     instances of this class, so freezing goes by module type, never by
     parameter names.
+
+    It also declares the two channels through which a PETL module and the
+    backbone exchange what a block's ``forward(x)`` cannot carry:
+
+    - :meth:`set_context`: before a tower encodes a batch, the backbone
+      hands every PETL module of that tower the batch's domain indices and
+      its token mask (ignored by default; a domain-aware router uses them);
+    - :attr:`aux_loss`: a module that computes an auxiliary loss (e.g. the
+      load-balancing term of a mixture of adapters) stores it here in its
+      forward; the backbone collects the values that are not None.
     """
+
+    #: the auxiliary loss of the last forward, if the technique has one
+    aux_loss: Optional[torch.Tensor] = None
+    #: how many domains a domain-aware module knows (None: not domain-aware)
+    num_domains: Optional[int] = None
+
+    def set_context(self,
+                    domains: Optional[torch.Tensor] = None,
+                    token_mask: Optional[torch.Tensor] = None) -> None:
+        """Receive the per-batch context of the next forward.
+
+        Args:
+            domains (Tensor, optional): (B,) domain index of each sample;
+                None means domain 0 for all.
+            token_mask (Tensor, optional): (B, N) bool, the tokens that are
+                real (not padding after EOT); None in the visual tower.
+        """
 
 
 def _transformer(clip: nn.Module, tower: str) -> nn.Module:

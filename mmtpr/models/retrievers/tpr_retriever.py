@@ -1,5 +1,5 @@
 """The text-based person retriever: two CLIP towers and a loss head."""
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModel
@@ -57,39 +57,64 @@ class TPRRetriever(BaseModel):
         self.head = MODELS.build(head)
         self.aux_loss = MODELS.build(aux_loss) if aux_loss else None
 
-    def extract_feat(self, images: torch.Tensor, texts: torch.Tensor,
+    def extract_feat(self,
+                     images: Optional[torch.Tensor] = None,
+                     texts: Optional[torch.Tensor] = None,
                      domains: Optional[torch.Tensor] = None,
-                     text_domains: Optional[torch.Tensor] = None):
-        """(B, 3, H, W), (T, L) -> (B, D) image and (T, D) text features.
+                     text_domains: Optional[torch.Tensor] = None
+                     ) -> Tuple[Optional[torch.Tensor],
+                                Optional[torch.Tensor]]:
+        """(B, 3, H, W) images and / or (T, L) captions -> their (B, D) and
+        (T, D) features (None for a modality that is not given).
 
         ``domains`` / ``text_domains`` give each image / caption's domain
         index for domain-aware routers; None means domain 0.
         """
-        return self.backbone.encode_image(images, domains), \
+        image_feats = None if images is None else \
+            self.backbone.encode_image(images, domains)
+        text_feats = None if texts is None else \
             self.backbone.encode_text(texts, text_domains)
+        return image_feats, text_feats
 
     @staticmethod
-    def _domains(data_samples, counts, device):
+    def _domains(data_samples: Optional[List[BaseDataElement]],
+                 text_counts: Optional[Sequence[int]],
+                 device: torch.device):
+        """(image_domains (B,), text_domains (T,)) from the samples'
+        ``domain`` (a sample of N_i captions gives its domain to each), or
+        (None, None) when no sample has one."""
         if not data_samples or not any('domain' in s for s in data_samples):
             return None, None
         domains = torch.tensor([int(s.get('domain', 0)) for s in
                                 data_samples], device=device)
+        counts = [1] * len(data_samples) if text_counts is None else \
+            list(text_counts)
         return domains, torch.repeat_interleave(
-            domains, torch.tensor(list(counts), device=device))
+            domains, torch.tensor(counts, device=device))
 
     def forward(self,
-                images: torch.Tensor,
-                texts: torch.Tensor,
+                images: Optional[torch.Tensor] = None,
+                texts: Optional[torch.Tensor] = None,
                 text_counts: Optional[Sequence[int]] = None,
                 data_samples: Optional[List[BaseDataElement]] = None,
                 mode: str = 'tensor'):
-        """Dispatch to :meth:`loss`, :meth:`predict` or raw features."""
+        """Dispatch to :meth:`loss`, :meth:`predict` or raw features.
+
+        ``mode='tensor'`` returns ``(image_feats, text_feats)`` for the
+        modalities given (either may be None, e.g. to encode a gallery or
+        queries alone), routed by the samples' domains.
+        """
         if mode == 'loss':
             return self.loss(images, texts, text_counts, data_samples)
         if mode == 'predict':
             return self.predict(images, texts, text_counts, data_samples)
         if mode == 'tensor':
-            return self.extract_feat(images, texts)
+            if images is None and texts is None:
+                raise ValueError("mode='tensor' needs images or texts")
+            device = (images if images is not None else texts).device
+            domains, text_domains = self._domains(data_samples, text_counts,
+                                                  device)
+            return self.extract_feat(images, texts, domains, text_domains)
         raise ValueError(f"invalid mode '{mode}'; expected 'loss', "
                          "'predict' or 'tensor'")
 
@@ -116,8 +141,8 @@ class TPRRetriever(BaseModel):
                 'training needs exactly one caption per image, got '
                 f'{texts.shape[0]} captions for {images.shape[0]} images; '
                 'build the training dataset with test_mode=False')
-        domains, text_domains = self._domains(
-            data_samples, [1] * len(images), images.device)
+        domains, text_domains = self._domains(data_samples, None,
+                                              images.device)
         image_feats, text_feats = self.extract_feat(images, texts, domains,
                                                     text_domains)
         pids = self._pids(data_samples, image_feats.device)
