@@ -1,120 +1,24 @@
-"""Monitor the routing of sparse mixtures of adapters (DM-Adapter) and
-schedule the weight of their load-balancing loss."""
-import bisect
-import math
-import re
-from numbers import Real
-from typing import Callable, Dict, List, Optional, Tuple
+"""A hook for DM-Adapter's load balancing: it monitors the routing of the
+mixtures of adapters (:mod:`.routing_monitor`) and schedules the weight of
+their load-balancing loss (:mod:`.weight_schedule`)."""
+from typing import List, Optional
 
-import torch
-from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from mmtpr.models.petl.moa import MixtureOfAdapters
 from mmtpr.registry import HOOKS
+from mmtpr.utils.errors import ConfigError
+
+from .routing_monitor import (
+    CollapseDetector,
+    Router,
+    find_routers,
+    routing_scalars,
+    routing_stats,
+)
+from .weight_schedule import build_weight_schedule
 
 DATA_BATCH = Optional[dict]
-
-# `...visual.transformer.resblocks.3.branch_mlp` is the visual tower, block
-# 3; `...transformer.resblocks.5.branch_mlp` (no `visual.`) the text tower.
-_BLOCK = re.compile(r'(?:^|\.)(visual\.)?transformer\.resblocks\.(\d+)'
-                    r'(?:\.|$)')
-
-_SCHEDULE_KEYS = {
-    'linear': ({'type', 'start', 'end', 'end_iter'}, {'begin_iter'}),
-    'step': ({'type', 'values', 'milestones'}, set()),
-}
-
-
-def _number(schedule: dict, key: str) -> float:
-    value = schedule[key]
-    if isinstance(value, bool) or not isinstance(value, Real) or \
-            not math.isfinite(value) or value < 0:
-        raise ValueError(f'weight_schedule: {key} must be a finite number '
-                         f'>= 0, got {value!r}')
-    return float(value)
-
-
-def _iteration(schedule: dict, key: str, value=None) -> int:
-    value = schedule[key] if value is None else value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f'weight_schedule: {key} must be an int >= 0 (an '
-                         f'iteration), got {value!r}')
-    return value
-
-
-def build_weight_schedule(schedule: dict) -> Callable[[int], float]:
-    """Check an iteration-based loss-weight schedule and return it as a
-    function ``iteration (0-based) -> weight``.
-
-    - ``dict(type='linear', start, end, end_iter, begin_iter=0)``: ``start``
-      up to ``begin_iter``, linear in between, ``end`` from ``end_iter`` on.
-    - ``dict(type='step', values, milestones)``: ``values[i]`` from
-      ``milestones[i - 1]`` (included) to ``milestones[i]`` (excluded), like
-      MMEngine's ``MultiStepLR``; ``len(values) == len(milestones) + 1``.
-    """
-    if not isinstance(schedule, dict):
-        raise TypeError(f'weight_schedule must be None or a dict, got '
-                        f'{type(schedule).__name__}')
-    kind = schedule.get('type')
-    if kind not in _SCHEDULE_KEYS:
-        raise ValueError(f'weight_schedule: unknown type {kind!r}; expected '
-                         f'one of {sorted(_SCHEDULE_KEYS)}')
-    required, optional = _SCHEDULE_KEYS[kind]
-    missing = required - set(schedule)
-    unknown = set(schedule) - required - optional
-    if missing or unknown:
-        raise ValueError(
-            f'weight_schedule of type {kind!r} needs the keys '
-            f'{sorted(required - {"type"})} (optional: {sorted(optional)}); '
-            f'missing {sorted(missing)}, unknown {sorted(unknown)}')
-    if kind == 'linear':
-        start, end = _number(schedule, 'start'), _number(schedule, 'end')
-        begin_iter = _iteration(schedule, 'begin_iter',
-                                schedule.get('begin_iter', 0))
-        end_iter = _iteration(schedule, 'end_iter')
-        if end_iter <= begin_iter:
-            raise ValueError(f'weight_schedule: end_iter ({end_iter}) must '
-                             f'be greater than begin_iter ({begin_iter})')
-
-        def linear(it: int) -> float:
-            if it <= begin_iter:
-                return start
-            if it >= end_iter:
-                return end
-            return start + (end - start) * (it - begin_iter) / (
-                end_iter - begin_iter)
-
-        return linear
-
-    values, milestones = schedule['values'], schedule['milestones']
-    if not isinstance(values, (list, tuple)) or \
-            not isinstance(milestones, (list, tuple)):
-        raise ValueError('weight_schedule: values and milestones must be '
-                         'lists')
-    values = [_number(dict(values=v), 'values') for v in values]
-    milestones = [_iteration(schedule, 'milestones', m) for m in milestones]
-    if len(values) != len(milestones) + 1:
-        raise ValueError(f'weight_schedule: {len(milestones)} milestones '
-                         f'need {len(milestones) + 1} values, got '
-                         f'{len(values)}')
-    if any(b <= a for a, b in zip(milestones, milestones[1:])):
-        raise ValueError(f'weight_schedule: milestones must be strictly '
-                         f'increasing, got {milestones}')
-
-    def step(it: int) -> float:
-        return values[bisect.bisect_right(milestones, it)]
-
-    return step
-
-
-def _label(name: str) -> Tuple[str, str]:
-    """Module name -> (tower, layer), e.g. ('visual', '3')."""
-    match = _BLOCK.search(name)
-    if match is None:
-        return 'other', name.replace('.', '_')
-    return ('visual' if match.group(1) else 'text'), match.group(2)
 
 
 @HOOKS.register_module()
@@ -198,15 +102,15 @@ class LoadBalanceLossHook(Hook):
                  log_per_layer: bool = True) -> None:
         if isinstance(interval, bool) or not isinstance(interval, int) or \
                 interval < 1:
-            raise ValueError(f'interval must be an int >= 1, got '
+            raise ConfigError(f'interval must be an int >= 1, got '
                              f'{interval!r}')
         if isinstance(collapse_patience, bool) or \
                 not isinstance(collapse_patience, int) or \
                 collapse_patience < 1:
-            raise ValueError(f'collapse_patience must be an int >= 1, got '
+            raise ConfigError(f'collapse_patience must be an int >= 1, got '
                              f'{collapse_patience!r}')
         if not 0 <= collapse_threshold <= 1:
-            raise ValueError(f'collapse_threshold must be in [0, 1], got '
+            raise ConfigError(f'collapse_threshold must be in [0, 1], got '
                              f'{collapse_threshold!r}')
         self.interval = interval
         self.weight_schedule = weight_schedule
@@ -215,11 +119,9 @@ class LoadBalanceLossHook(Hook):
         self.collapse_threshold = float(collapse_threshold)
         self.collapse_patience = collapse_patience
         self.log_per_layer = log_per_layer
-        # (module name, tower, layer, module), in model order
-        self._routers: Optional[List[Tuple[str, str, str,
-                                           MixtureOfAdapters]]] = None
-        # (tower, layer, expert) -> (consecutive low checks, first step)
-        self._low: Dict[Tuple[str, str, int], Tuple[int, int]] = {}
+        self._routers: Optional[List[Router]] = None
+        self._collapse = CollapseDetector(self.collapse_threshold,
+                                          collapse_patience, interval)
 
     @staticmethod
     def _model(runner):
@@ -231,19 +133,12 @@ class LoadBalanceLossHook(Hook):
         if self._schedule is not None:
             aux_loss = getattr(model, 'aux_loss', None)
             if aux_loss is None or not hasattr(aux_loss, 'loss_weight'):
-                raise ValueError(
+                raise ConfigError(
                     'LoadBalanceLossHook: weight_schedule is set but the '
                     'model has no aux_loss with a loss_weight; set e.g. '
                     "model.aux_loss = dict(type='LoadBalanceLoss', "
                     'loss_weight=0.5) or drop weight_schedule')
-        routers, seen = [], set()
-        for name, module in model.named_modules():
-            if isinstance(module, MixtureOfAdapters):
-                tower, layer = _label(name)
-                if (tower, layer) in seen:  # two routers in one block
-                    layer = f'{layer}_{name.rsplit(".", 1)[-1]}'
-                seen.add((tower, layer))
-                routers.append((name, tower, layer, module))
+        routers = find_routers(model)
         if not routers:
             runner.logger.warning(
                 'LoadBalanceLossHook: the model has no MixtureOfAdapters; '
@@ -270,51 +165,10 @@ class LoadBalanceLossHook(Hook):
             return
         if self._routers is None:
             self._setup(runner)
-        stats = self.routing_stats()
+        stats = routing_stats(self._routers)
         if not stats:
             return
-        self._log(runner, stats)
-        self._check_collapse(runner, stats)
-
-    def routing_stats(self) -> List[Tuple[str, str, str, List[float],
-                                          float]]:
-        """``(name, tower, layer, fractions, entropy)`` of every router that
-        has routed since it was built, averaged over the ranks (one
-        transfer and one all-reduce for all of them)."""
-        found = [(name, tower, layer, module.routing)
-                 for name, tower, layer, module in self._routers
-                 if module.routing]
-        if not found:
-            return []
-        device = found[0][3]['fraction'].device
-        flat = torch.cat([
-            torch.cat([routing['fraction'].detach().float().reshape(-1),
-                       routing['entropy'].detach().float().reshape(1)]).to(
-                           device) for *_, routing in found])
-        all_reduce(flat, op='mean')  # no-op outside distributed training
-        flat = flat.cpu().tolist()
-        stats, start = [], 0
-        for name, tower, layer, routing in found:
-            n = routing['fraction'].numel()
-            stats.append((name, tower, layer, flat[start:start + n],
-                          flat[start + n]))
-            start += n + 1
-        return stats
-
-    def _log(self, runner, stats) -> None:
-        layer_scalars, tower_entropy, tower_min = {}, {}, {}
-        for _, tower, layer, fractions, entropy in stats:
-            for e, fraction in enumerate(fractions):
-                layer_scalars[f'moa/{tower}_{layer}/expert{e}'] = fraction
-            layer_scalars[f'moa/{tower}_{layer}/entropy'] = entropy
-            tower_entropy.setdefault(tower, []).append(entropy)
-            tower_min[tower] = min(tower_min.get(tower, math.inf),
-                                   min(fractions))
-        tower_scalars = {}
-        for tower, entropies in tower_entropy.items():
-            tower_scalars[f'moa/{tower}/entropy_mean'] = \
-                sum(entropies) / len(entropies)
-            tower_scalars[f'moa/{tower}/min_fraction'] = tower_min[tower]
+        layer_scalars, tower_scalars = routing_scalars(stats)
         hub = dict(tower_scalars)
         if self.log_per_layer:
             hub.update(layer_scalars)
@@ -322,24 +176,6 @@ class LoadBalanceLossHook(Hook):
             runner.message_hub.update_scalar(f'train/{key}', value)
         runner.visualizer.add_scalars({**layer_scalars, **tower_scalars},
                                       step=runner.iter + 1)
+        for message in self._collapse.update(runner.iter + 1, stats):
+            runner.logger.warning(f'LoadBalanceLossHook: {message}')
 
-    def _check_collapse(self, runner, stats) -> None:
-        step = runner.iter + 1
-        for name, tower, layer, fractions, _ in stats:
-            for e, fraction in enumerate(fractions):
-                key = (tower, layer, e)
-                if fraction >= self.collapse_threshold:
-                    self._low.pop(key, None)  # recovered
-                    continue
-                count, first = self._low.get(key, (0, step))
-                count += 1
-                self._low[key] = (count, first)
-                if count == self.collapse_patience:
-                    runner.logger.warning(
-                        f'LoadBalanceLossHook: routing collapse in the '
-                        f'{tower} tower, layer {layer} ({name}): expert {e} '
-                        f'received {fraction:.4f} of the token assignments, '
-                        f'below collapse_threshold='
-                        f'{self.collapse_threshold}, for '
-                        f'{count * self.interval} iterations ({count} '
-                        f'consecutive checks, iterations {first}-{step})')

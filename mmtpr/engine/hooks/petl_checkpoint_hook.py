@@ -5,8 +5,7 @@ from typing import List, Optional
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from mmtpr.registry import HOOKS
-from mmtpr.utils.petl_checkpoint import (
+from mmtpr.models.petl.checkpoint import (
     check_petl_checkpoint,
     complete_petl_state_dict,
     frozen_fingerprint,
@@ -15,6 +14,7 @@ from mmtpr.utils.petl_checkpoint import (
     state_dict_size,
     warn_if_frozen_weights_differ,
 )
+from mmtpr.registry import HOOKS
 
 
 @HOOKS.register_module()

@@ -131,7 +131,10 @@ class RandomStateHook(Hook):
         self._resumed = dict(states=checkpoint.get(CHECKPOINT_KEY),
                              epoch=meta.get('epoch'), iter=meta.get('iter'))
 
-    def before_train_epoch(self, runner) -> None:
+    def _restore_resumed(self, runner) -> None:
+        """Restore the resumed checkpoint's random states, once, before the
+        first thing that draws from them after resuming (the resumed
+        epoch's validation, see TPRTrainLoop, or the next epoch)."""
         loaded, self._resumed = self._resumed, None
         # Runner.resume() sets the loop's epoch and iteration from the
         # checkpoint; load_from leaves them at 0.
@@ -156,7 +159,12 @@ class RandomStateHook(Hook):
                            (', cuda' if 'cuda' in loaded['states'] else '')
                            + ')')
 
+    def before_train_epoch(self, runner) -> None:
+        self._restore_resumed(runner)
+
     def before_val(self, runner) -> None:
+        if self._resumed is not None and runner.train_loop is not None:
+            self._restore_resumed(runner)
         self._before_val = get_random_states()
 
     def after_val_epoch(self, runner,

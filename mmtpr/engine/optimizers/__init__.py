@@ -1,4 +1,9 @@
-"""Optimizer wrappers of mmtpr."""
-from .amp_optim_wrapper import AmpOptimWrapper, resolve_amp_dtype
+"""Optimizer wrappers and constructors of mmtpr."""
+from .autocast_optim_wrapper import AutocastOptimWrapper, resolve_amp_dtype
+from .tpr_optim_constructor import (
+    TPROptimWrapperConstructor,
+    summarize_param_groups,
+)
 
-__all__ = ['AmpOptimWrapper', 'resolve_amp_dtype']
+__all__ = ['AutocastOptimWrapper', 'TPROptimWrapperConstructor',
+           'resolve_amp_dtype', 'summarize_param_groups']

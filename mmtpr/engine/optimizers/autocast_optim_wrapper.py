@@ -6,10 +6,10 @@ import torch
 import torch.nn as nn
 from mmengine.device import get_device
 from mmengine.logging import print_log
-from mmengine.optim import AmpOptimWrapper as MMEngineAmpOptimWrapper
 from mmengine.optim import OptimWrapper
 
 from mmtpr.registry import OPTIM_WRAPPERS
+from mmtpr.utils.errors import ConfigError
 
 _DTYPES = {
     'float16': torch.float16,
@@ -37,27 +37,52 @@ def resolve_amp_dtype(dtype: Union[str, torch.dtype, None],
         return torch.bfloat16
     if isinstance(dtype, str):
         if dtype not in _DTYPES:
-            raise ValueError(f"AMP dtype must be 'auto' or one of "
+            raise ConfigError(f"AMP dtype must be 'auto' or one of "
                              f"{sorted(_DTYPES)}, got '{dtype}'")
         dtype = _DTYPES[dtype]
     if dtype not in (torch.float16, torch.bfloat16):
-        raise ValueError(f'AMP dtype must be float16 or bfloat16, got {dtype}')
+        raise ConfigError('AMP dtype must be float16 or bfloat16, got '
+                          f'{dtype}')
     if device_type == 'cpu' and dtype != torch.bfloat16:
-        raise ValueError('mixed precision on the CPU supports bfloat16 only '
-                         f'(got {dtype}); use dtype="bfloat16" or "auto"')
+        raise ConfigError('mixed precision on the CPU supports bfloat16 '
+                          f'only (got {dtype}); use dtype="bfloat16" or '
+                          '"auto"')
     return dtype
 
 
-@OPTIM_WRAPPERS.register_module()
-class AmpOptimWrapper(MMEngineAmpOptimWrapper):
-    """MMEngine's ``AmpOptimWrapper``, also on the CPU, with a dtype choice.
+def _grad_scaler(loss_scale: Union[str, float, dict], use_fsdp: bool):
+    """The loss scaler of float16 training, from MMEngine's options."""
+    if use_fsdp:
+        from torch.distributed.fsdp.sharded_grad_scaler import (
+            ShardedGradScaler,
+        )
+        scaler_type = ShardedGradScaler
+    else:
+        def scaler_type(**kwargs):
+            return torch.amp.GradScaler('cuda', **kwargs)
+    if loss_scale == 'dynamic':
+        return scaler_type()
+    if isinstance(loss_scale, float):
+        return scaler_type(init_scale=loss_scale)
+    if isinstance(loss_scale, dict):
+        return scaler_type(**loss_scale)
+    raise ConfigError("loss_scale must be a float, a dict or 'dynamic', "
+                      f'got {loss_scale!r}')
 
-    The model keeps float32 master weights; the forward pass runs under
-    ``torch.autocast`` in ``dtype``. float16 uses a dynamic loss scaler
-    (MMEngine's ``loss_scale`` options); bfloat16 has float32's exponent
-    range and is used without loss scaling. MMEngine's own wrapper refuses
-    to run on the CPU; with ``default_scope='mmtpr'`` a config's
-    ``type='AmpOptimWrapper'`` (and ``tools/train.py --amp``) gets this one.
+
+@OPTIM_WRAPPERS.register_module()
+class AutocastOptimWrapper(OptimWrapper):
+    """Mixed-precision training with float32 master weights, on the CPU and
+    on CUDA.
+
+    The forward pass runs under ``torch.autocast`` in ``dtype``; the model
+    keeps float32 weights. bfloat16 has float32's exponent range and needs
+    no loss scaling; float16 (CUDA only) uses a dynamic loss scaler with
+    MMEngine's ``loss_scale`` options (``use_fsdp`` selects the sharded
+    scaler, as in MMEngine). MMEngine's ``AmpOptimWrapper`` does the same on
+    GPUs but refuses the CPU and has no automatic dtype choice; it stays
+    available under its own name. ``tools/train.py --amp`` selects this
+    wrapper.
 
     Args:
         loss_scale (str | float | dict): the loss scaler's setting, used
@@ -65,38 +90,33 @@ class AmpOptimWrapper(MMEngineAmpOptimWrapper):
         dtype (str | torch.dtype): 'auto' (bfloat16 on the CPU and on CUDA
             devices that support it, else float16), 'bfloat16' or
             'float16'. Defaults to 'auto'.
+        use_fsdp (bool): use the sharded gradient scaler (float16 with
+            FullyShardedDataParallel). Defaults to False.
         **kwargs: arguments of :class:`mmengine.optim.OptimWrapper`.
 
     Example:
-        >>> optim_wrapper = dict(type='AmpOptimWrapper', dtype='auto',
+        >>> optim_wrapper = dict(type='AutocastOptimWrapper', dtype='auto',
         ...                      optimizer=dict(type='Adam', lr=1e-3))
     """
 
     def __init__(self,
                  loss_scale: Union[str, float, dict] = 'dynamic',
                  dtype: Union[str, torch.dtype, None] = 'auto',
+                 use_fsdp: bool = False,
                  **kwargs) -> None:
-        # MMEngine's __init__ asserts a GPU-like device: skip it.
-        OptimWrapper.__init__(self, **kwargs)
+        super().__init__(**kwargs)
         self.device_type = get_device()
         if self.device_type not in ('cpu', 'cuda'):
-            raise ValueError('mmtpr AmpOptimWrapper supports cpu and cuda, '
-                             f'got device {self.device_type}')
+            raise ConfigError('AutocastOptimWrapper supports cpu and cuda, '
+                              f'got device {self.device_type}')
         self.cast_dtype = resolve_amp_dtype(dtype, self.device_type)
+        self.use_fsdp = use_fsdp
         self._scale_update_param: Optional[float] = None
         self.loss_scaler = None
         if self.cast_dtype == torch.float16:
-            if loss_scale == 'dynamic':
-                self.loss_scaler = torch.amp.GradScaler('cuda')
-            elif isinstance(loss_scale, float):
+            if isinstance(loss_scale, float):
                 self._scale_update_param = loss_scale
-                self.loss_scaler = torch.amp.GradScaler(
-                    'cuda', init_scale=loss_scale)
-            elif isinstance(loss_scale, dict):
-                self.loss_scaler = torch.amp.GradScaler('cuda', **loss_scale)
-            else:
-                raise TypeError('loss_scale must be a float, a dict or '
-                                f"'dynamic', got {loss_scale!r}")
+            self.loss_scaler = _grad_scaler(loss_scale, use_fsdp)
         scaling = ('dynamic loss scaling' if self.loss_scaler is not None
                    else 'no loss scaling')
         print_log(f'AMP: autocast to {self.cast_dtype} on '
@@ -113,13 +133,17 @@ class AmpOptimWrapper(MMEngineAmpOptimWrapper):
     def step(self, **kwargs) -> None:
         """Update the parameters (unscaling first when float16)."""
         if self.loss_scaler is None:
-            OptimWrapper.step(self, **kwargs)
-        else:
             super().step(**kwargs)
+            return
+        if self.clip_grad_kwargs:
+            self.loss_scaler.unscale_(self.optimizer)
+            self._clip_grad()
+        self.loss_scaler.step(self.optimizer, **kwargs)
+        self.loss_scaler.update(self._scale_update_param)
 
     def state_dict(self) -> dict:
         """The optimizer's state, plus the loss scaler's when float16."""
-        state_dict = OptimWrapper.state_dict(self)
+        state_dict = super().state_dict()
         if self.loss_scaler is not None:
             state_dict['loss_scaler'] = self.loss_scaler.state_dict()
         return state_dict
@@ -137,6 +161,6 @@ class AmpOptimWrapper(MMEngineAmpOptimWrapper):
     @contextmanager
     def optim_context(self, model: nn.Module):
         """Gradient-accumulation context plus autocast."""
-        with OptimWrapper.optim_context(self, model), torch.autocast(
+        with super().optim_context(model), torch.autocast(
                 device_type=self.device_type, dtype=self.cast_dtype):
             yield
