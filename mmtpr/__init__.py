@@ -1,17 +1,12 @@
 """mmtpr: text-based person retrieval with parameter-efficient CLIP.
 
-Importing the package is light: it registers nothing heavy and only applies
-the checkpoint fixes that every entry point needs
-(:func:`mmtpr.utils.checkpoint.setup_mmengine_checkpoints`: weights_only
-loading, atomic writes, clear errors for damaged files).
-Components are imported lazily through the registries' ``locations``.
+Importing the package is light and changes nothing outside it: the
+components register themselves in mmtpr's own registries when the
+registries first look them up (their ``locations``); MMEngine's file
+backends, checkpoint loaders and torch's serialization settings are left
+as they are (mmtpr's runs select its safe loader and atomic writes through
+their config: ``runner_type='TPRRunner'``, see docs/security.md).
 """
-from .utils.checkpoint import (
-                               allow_mmengine_checkpoint_globals,
-                               setup_mmengine_checkpoints,
-)
 from .version import __version__
 
-setup_mmengine_checkpoints()
-
-__all__ = ['__version__', 'allow_mmengine_checkpoint_globals']
+__all__ = ['__version__']

@@ -2,14 +2,18 @@
 import json
 import logging
 import os.path as osp
+import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
-from mmengine.utils import ProgressBar
-from PIL import Image
+from mmengine.utils import track_iter_progress
+
+from mmtpr.utils.errors import DataError, MissingFileError
+from mmtpr.utils.fileio import is_within, read_bounded
+from mmtpr.utils.image_io import check_image
 
 SPLITS = ('train', 'val', 'test')
 IMAGE_CHECKS = ('header', 'decode', 'none')
@@ -17,9 +21,14 @@ IMAGE_CHECKS = ('header', 'decode', 'none')
 _PROGRESS_MIN = 2000
 # How many skipped records the log lists one by one.
 _MAX_LISTED = 5
+# Largest annotation file read (CUHK-PEDES' is about 40 MB).
+_MAX_ANNOTATION_BYTES = 2 << 30
+# Person ids: ASCII decimal digits, no sign, no leading zero, < 2**63.
+_ID_PATTERN = re.compile(r'(0|[1-9][0-9]{0,17})')
+_MAX_ID = 2**63 - 1
 
 
-class AnnotationError(ValueError):
+class AnnotationError(DataError):
     """A TPR annotation file or one of its records is not as expected.
 
     ``reason`` is a short category ('missing key', 'malformed value', ...)
@@ -29,6 +38,22 @@ class AnnotationError(ValueError):
     def __init__(self, message: str, reason: str = 'malformed value'):
         super().__init__(message)
         self.reason = reason
+
+
+class _Oversized(str):
+    """An integer of the JSON file too long to be an id (kept as text)."""
+
+
+def _parse_int(text: str):
+    return int(text) if len(text) <= 19 else _Oversized(text)
+
+
+def _leaves_root(path: str) -> bool:
+    """Whether a relative image path of an annotation leaves its folder:
+    absolute (POSIX or Windows style) or with a ``..`` component."""
+    parts = re.split(r'[\\/]', path)
+    return (osp.isabs(path) or path.startswith(('/', '\\')) or '..' in parts
+            or (len(parts[0]) >= 2 and parts[0][1] == ':'))
 
 
 class BaseTPRDataset(BaseDataset):
@@ -76,6 +101,11 @@ class BaseTPRDataset(BaseDataset):
             reason and reports them in the log and in
             ``metainfo['num_skipped']``. Errors of the whole file (missing,
             not JSON, not a list) and an empty split always fail.
+        allow_outside_root (bool): image paths must be relative and stay
+            inside the image folder: an absolute path, a ``..`` or a
+            symbolic link out of the folder is a bad record, unless this is
+            True (e.g. for images deliberately linked from elsewhere).
+            Defaults to False.
         **kwargs: other arguments of :class:`mmengine.dataset.BaseDataset`.
     """
 
@@ -98,6 +128,7 @@ class BaseTPRDataset(BaseDataset):
                  pid_offset: int = 0,
                  check_images: str = 'header',
                  skip_bad_records: bool = False,
+                 allow_outside_root: bool = False,
                  **kwargs) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got '{split}'")
@@ -107,6 +138,7 @@ class BaseTPRDataset(BaseDataset):
         self.split = split
         self.check_images = check_images
         self.skip_bad_records = bool(skip_bad_records)
+        self.allow_outside_root = bool(allow_outside_root)
         self.domain = int(domain)
         self.pid_offset = int(pid_offset)
         if self.domain < 0 or self.pid_offset < 0:
@@ -145,6 +177,11 @@ class BaseTPRDataset(BaseDataset):
         if not isinstance(img_path, str) or not img_path:
             raise self._fail(index, f"'{path_key}' must be a non-empty path "
                              f'string, got {img_path!r}')
+        if not self.allow_outside_root and _leaves_root(img_path):
+            raise self._fail(
+                index, f"'{path_key}' {img_path!r} leaves the image folder "
+                '(an absolute path or ..); pass allow_outside_root=True to '
+                'allow it', reason='path outside the root')
         return dict(
             split=split,
             person_id=self._person_id(index,
@@ -169,13 +206,24 @@ class BaseTPRDataset(BaseDataset):
         return record[key]
 
     def _person_id(self, index: int, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise self._fail(index, f"'id' must be an integer, got {value!r}")
-        try:
+        """An id: a JSON integer in [0, 2**63), or a string of ASCII
+        decimal digits without a leading zero ('٣' or '007' would silently
+        merge persons, '1_000' is Python's syntax, not the file's)."""
+        if isinstance(value, _Oversized) or (
+                isinstance(value, int) and not isinstance(value, bool)
+                and not 0 <= value <= _MAX_ID):
+            raise self._fail(index, f"'id' {str(value)[:20]}... is not an "
+                             'integer in [0, 2**63)' if len(str(value)) > 20
+                             else f"'id' {value} is not an integer in "
+                             '[0, 2**63)')
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and _ID_PATTERN.fullmatch(value) and \
+                value.isascii():
             return int(value)
-        except ValueError:
-            raise self._fail(
-                index, f"'id' must be an integer, got {value!r}") from None
+        raise self._fail(index, "'id' must be an integer (or a string of "
+                         'ASCII decimal digits without a leading zero), got '
+                         f'{value!r}')
 
     def _captions(self, index: int, value: Any) -> List[str]:
         if not isinstance(value, list) or not value:
@@ -187,22 +235,54 @@ class BaseTPRDataset(BaseDataset):
                                  f'non-empty string, got {caption!r}')
         return list(value)
 
+    @classmethod
+    def check_files(cls, dataset_cfg: dict) -> None:
+        """Check that the data root and the annotation file of a dataset
+        config exist, without reading anything (the tools call this before
+        building a run, so that a wrong path fails at once, naming the
+        expected layout).
+
+        Raises:
+            MissingFileError: naming the path and the expected layout.
+        """
+        data_root = dataset_cfg.get('data_root') or ''
+        ann_file = dataset_cfg.get('ann_file')
+        if not osp.isdir(data_root):
+            raise MissingFileError(
+                f"{cls.__name__}: data_root '{data_root}' is not a "
+                f'directory. Expected layout: {cls.LAYOUT_HINT}')
+        ann_file = ann_file or cls.default_ann_file(data_root)
+        path = osp.join(data_root, ann_file)
+        if not osp.isfile(path):
+            raise MissingFileError(
+                f"{cls.__name__}: annotation file '{path}' not found. "
+                f'Expected layout: {cls.LAYOUT_HINT}')
+
+    @classmethod
+    def default_ann_file(cls, data_root: str) -> str:
+        """The annotation file name a dataset of ``data_root`` uses when
+        ``ann_file`` is not given."""
+        return ''
+
     def _read_json(self) -> list:
         path = self.ann_file
         root = self.data_root
         if root and not osp.isdir(root):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{type(self).__name__}: data_root '{root}' is not a "
                 f'directory. Expected layout: {self.LAYOUT_HINT}')
-        if not osp.isfile(path):
-            raise FileNotFoundError(
+        if not osp.lexists(path):
+            raise MissingFileError(
                 f"{type(self).__name__}: annotation file '{path}' not found."
                 f' Expected layout: {self.LAYOUT_HINT}')
+        data = read_bounded(path, _MAX_ANNOTATION_BYTES, 'annotation file')
         try:
-            with open(path, encoding='utf-8') as f:
-                records = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise AnnotationError(f'{path}: not valid JSON ({err})') from err
+            records = json.loads(data.decode('utf-8'), parse_int=_parse_int)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise AnnotationError(f'{path}: not valid JSON ({err})') from None
+        except RecursionError:
+            raise AnnotationError(f'{path}: not valid JSON (nested too '
+                                  'deeply to be an annotation file)') from None
         if not isinstance(records, list):
             raise AnnotationError(
                 f'{path}: expected a JSON list of records, got '
@@ -236,60 +316,56 @@ class BaseTPRDataset(BaseDataset):
             return None
         return split if split in ('train', 'test') else 'val'
 
-    def _image_problem(self, path: str) -> Optional[str]:
+    def _image_problem(self, path: str, img_root: str) -> Optional[str]:
         """Why the image at ``path`` is unusable, or None if it is fine."""
-        if not osp.isfile(path):
-            return 'does not exist'
-        try:
-            with Image.open(path) as img:
-                if self.check_images == 'decode':
-                    img.load()
-                else:
-                    width, height = img.size
-                    if width < 1 or height < 1:
-                        return f'has an empty size {img.size}'
-        except Exception as err:  # PIL raises many kinds of errors
-            return f'is not a readable image ({type(err).__name__}: {err})'
-        return None
+        if not self.allow_outside_root and img_root and \
+                osp.lexists(path) and not is_within(path, img_root):
+            return 'is a symbolic link out of the image folder'
+        if self.check_images == 'none':
+            return None
+        problem = check_image(path, decode=self.check_images == 'decode')
+        if problem is None:
+            return None
+        return problem.replace(f"image '{path}' ", '').replace(
+            f"'{path}' ", '')
+
+    def _image_problems(self, paths: List[str],
+                        img_root: str) -> List[Optional[str]]:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            problems = pool.map(lambda p: self._image_problem(p, img_root),
+                                paths, chunksize=64)
+            if len(paths) < _PROGRESS_MIN:
+                return list(problems)
+            print_log(f'{type(self).__name__} {self.split}: checking '
+                      f'{len(paths)} images ({self.check_images})',
+                      logger='current')
+            return list(track_iter_progress((problems, len(paths))))
 
     def _check_images(self, selected: List[dict], img_root: str,
                       skipped: List[Tuple[int, str, str]]) -> List[dict]:
         """Check the images of ``selected``; returns the usable records."""
-        if self.check_images == 'none' or not selected:
+        if not selected or (self.check_images == 'none' and (
+                self.allow_outside_root or not osp.isdir(img_root or '.'))):
             return selected
         if img_root and not osp.isdir(img_root):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{type(self).__name__}: image folder '{img_root}' not "
                 f'found. Expected layout: {self.LAYOUT_HINT}')
         paths = [osp.join(img_root, rec['img_path']) for rec in selected]
-        progress = (ProgressBar(len(paths))
-                    if len(paths) >= _PROGRESS_MIN else None)
-        if progress is not None:
-            print_log(f'{type(self).__name__} {self.split}: checking '
-                      f'{len(paths)} images ({self.check_images})',
-                      logger='current')
-        problems = []
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for problem in pool.map(self._image_problem, paths,
-                                    chunksize=64):
-                problems.append(problem)
-                if progress is not None and len(problems) % 500 == 0:
-                    progress.update(500)
-        if progress is not None:
-            progress.update(len(problems) % 500)
-            print()
         usable = []
-        for rec, path, problem in zip(selected, paths, problems):
+        for rec, path, problem in zip(selected, paths,
+                                      self._image_problems(paths, img_root)):
             if problem is None:
                 usable.append(rec)
                 continue
             message = (f"{self.ann_file}: record {rec['index']}: image "
                        f"'{path}' ('{self.PATH_KEY}': "
                        f"'{rec['img_path']}') {problem}")
-            missing = problem == 'does not exist'
+            missing = problem.startswith('does not exist') or \
+                problem.endswith('does not exist')
             if not self.skip_bad_records:
                 if missing:
-                    raise FileNotFoundError(message)
+                    raise MissingFileError(message)
                 raise AnnotationError(message, 'image unreadable')
             skipped.append((rec['index'], 'image missing' if missing else
                             'image unreadable', message))

@@ -51,6 +51,10 @@ class CUHKPEDES(BaseTPRDataset):
         super().__init__(
             data_root=data_root, split=split, ann_file=ann_file, **kwargs)
 
+    @classmethod
+    def default_ann_file(cls, data_root: str) -> str:
+        return 'reid_raw.json'
+
     def parse_record(self, index: int, record: Any) -> Dict[str, Any]:
         """Read one reid_raw.json record."""
         return self.parse_cuhk_style_record(index, record, 'file_path')

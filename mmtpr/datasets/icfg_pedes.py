@@ -48,11 +48,16 @@ class ICFGPEDES(BaseTPRDataset):
                  ann_file: Optional[str] = None,
                  **kwargs) -> None:
         if ann_file is None:
-            found = [name for name in ICFG_ANN_FILES
-                     if osp.isfile(osp.join(data_root, name))]
-            ann_file = found[0] if found else ICFG_ANN_FILES[0]
+            ann_file = self.default_ann_file(data_root)
         super().__init__(
             data_root=data_root, split=split, ann_file=ann_file, **kwargs)
+
+    @classmethod
+    def default_ann_file(cls, data_root: str) -> str:
+        """``ICFG-PEDES.json`` or ``ICFG_PEDES.json``, whichever exists."""
+        found = [name for name in ICFG_ANN_FILES
+                 if osp.isfile(osp.join(data_root, name))]
+        return found[0] if found else ICFG_ANN_FILES[0]
 
     def parse_record(self, index: int, record: Any) -> Dict[str, Any]:
         """Read one ICFG-PEDES record."""

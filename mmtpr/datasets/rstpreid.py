@@ -46,6 +46,10 @@ class RSTPReid(BaseTPRDataset):
         super().__init__(
             data_root=data_root, split=split, ann_file=ann_file, **kwargs)
 
+    @classmethod
+    def default_ann_file(cls, data_root: str) -> str:
+        return 'data_captions.json'
+
     def parse_record(self, index: int, record: Any) -> Dict[str, Any]:
         """Read one data_captions.json record."""
         return self.parse_cuhk_style_record(index, record, 'img_path')

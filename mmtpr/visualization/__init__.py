@@ -1,4 +1,7 @@
-"""Pictures of retrieval results."""
-from .retrieval import draw_retrieval, draw_test_results, save_picture
+"""Pictures of retrieval results and the visualizer that sends them to
+files and vis backends."""
+from .retrieval import draw_retrieval, save_picture, spaced_queries
+from .tpr_visualizer import TPRVisualizer, add_tensorboard
 
-__all__ = ['draw_retrieval', 'draw_test_results', 'save_picture']
+__all__ = ['TPRVisualizer', 'add_tensorboard', 'draw_retrieval',
+           'save_picture', 'spaced_queries']

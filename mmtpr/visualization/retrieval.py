@@ -1,10 +1,18 @@
-"""Pictures of ranked retrieval results: the query above its top-k."""
-import os
-import os.path as osp
+"""Pictures of ranked retrieval results: the query above its top-k.
+
+Pure drawing (Pillow); :class:`~mmtpr.visualization.TPRVisualizer` sends
+the pictures to files and to MMEngine's vis backends. Gallery images are
+read through :func:`mmtpr.utils.image_io.read_image` (bounded regular
+files only).
+"""
+import io
 import textwrap
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from PIL import Image, ImageDraw, ImageFont
+
+from mmtpr.utils.fileio import atomic_write_bytes
+from mmtpr.utils.image_io import read_image
 
 MATCH_COLOR = (0, 170, 0)
 MISMATCH_COLOR = (220, 30, 30)
@@ -132,8 +140,9 @@ def draw_retrieval(query: str,
             MATCH_COLOR if matches[rank] else MISMATCH_COLOR)
         draw.rectangle([left, top, left + outer_w - 1, top + outer_h - 1],
                        fill=color)
-        with Image.open(path) as image:
-            cell = _fit(image.convert('RGB'), (cell_w, cell_h))
+        image = Image.fromarray(read_image(path, backend='pillow',
+                                           channel_order='rgb'))
+        cell = _fit(image.convert('RGB'), (cell_w, cell_h))
         canvas.paste(cell, (left + frame, top + frame))
         label_top = top + outer_h + 4
         for j, label in enumerate((f'#{rank + 1}', f'{float(score):.3f}')):
@@ -145,58 +154,19 @@ def draw_retrieval(query: str,
 
 
 def save_picture(image: Image.Image, path: str) -> str:
-    """Save ``image`` to ``path`` (parent folders created); returns the
-    path."""
-    parent = osp.dirname(osp.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    image.save(path)
+    """Save ``image`` as PNG at ``path`` atomically (parent folders
+    created, never through a link); returns the path."""
+    buffer = io.BytesIO()
+    image.save(buffer, format='PNG')
+    atomic_write_bytes(buffer.getbuffer(), path)
     return path
 
 
-def draw_test_results(results: dict, out_dir: str, num: int = 20,
-                      topk: int = 10) -> list:
-    """Draw pictures of a sample of test queries from the per-query results
-    that ``TPRMetric(out_file=...)`` writes (``tools/test.py --out``).
-
-    The ``num`` queries are evenly spaced over the test split (the first
-    and the last included); each picture shows the caption above its
-    ``topk`` images, framed green for the caption's person and red for
-    others, and is written to ``out_dir/query_{index:05d}.png``.
-
-    Args:
-        results (dict): the loaded results file; needs ``captions`` and
-            ``gallery_img_paths`` (present when the test data samples carry
-            them, as with mmtpr's datasets).
-        out_dir (str): the output folder (created).
-        num (int): how many queries. Defaults to 20.
-        topk (int): images per picture (at most the saved top-k).
-            Defaults to 10.
-
-    Returns:
-        list[str]: the written files.
-    """
-    for key in ('captions', 'gallery_img_paths', 'topk_indices',
-                'topk_scores', 'topk_pids', 'query_pids'):
-        if results.get(key) is None:
-            raise KeyError(f"the results have no '{key}'; pictures need the "
-                           'captions and image paths of the test samples')
-    num_queries = len(results['query_pids'])
+def spaced_queries(num_queries: int, num: int) -> List[int]:
+    """``num`` query indices evenly spaced over ``num_queries`` (the first
+    and the last included)."""
     num = max(0, min(int(num), num_queries))
     if num == 0:
         return []
-    chosen = sorted({round(i * (num_queries - 1) / max(num - 1, 1))
-                     for i in range(num)})
-    written = []
-    for q in chosen:
-        indices = list(results['topk_indices'][q])[:topk]
-        pids = list(results['topk_pids'][q])[:topk]
-        query_pid = int(results['query_pids'][q])
-        picture = draw_retrieval(
-            str(results['captions'][q]),
-            [results['gallery_img_paths'][int(i)] for i in indices],
-            [float(s) for s in list(results['topk_scores'][q])[:topk]],
-            [int(p) == query_pid for p in pids],
-            title=f'query {q} (person {query_pid})')
-        written.append(save_picture(
-            picture, osp.join(out_dir, f'query_{q:05d}.png')))
-    return written
+    return sorted({round(i * (num_queries - 1) / max(num - 1, 1))
+                   for i in range(num)})

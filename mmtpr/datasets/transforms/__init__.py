@@ -2,7 +2,7 @@
 as they are)."""
 from .formatting import PackTPRInputs
 from .loading import LoadPersonImage
-from .text import MaskCaption, TokenizeCaption
+from .text import CaptionTransform, MaskCaption, TokenizeCaption
 
-__all__ = ['LoadPersonImage', 'MaskCaption', 'PackTPRInputs',
-           'TokenizeCaption']
+__all__ = ['CaptionTransform', 'LoadPersonImage', 'MaskCaption',
+           'PackTPRInputs', 'TokenizeCaption']

@@ -37,21 +37,25 @@ class PackTPRInputs(BaseTransform):
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:
-        """Pack ``results['img']`` and ``results['text']``."""
-        for key in ('img', 'text'):
-            if key not in results:
-                raise KeyError(f"PackTPRInputs needs '{key}' (keys: "
-                               f'{sorted(results)})')
-        img = results['img']
-        if img.ndim == 2:
-            img = img[..., None]
-        img = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
-        texts = torch.from_numpy(np.atleast_2d(results['text']))
+        """Pack ``results['img']`` and / or ``results['text']`` (a gallery
+        image alone, or query captions alone, have only one of them)."""
+        if 'img' not in results and 'text' not in results:
+            raise KeyError("PackTPRInputs needs 'img' or 'text' (keys: "
+                           f'{sorted(results)})')
+        packed = {}
+        if 'img' in results:
+            img = results['img']
+            if img.ndim == 2:
+                img = img[..., None]
+            packed['inputs'] = torch.from_numpy(
+                np.ascontiguousarray(img.transpose(2, 0, 1)))
         meta = {k: results[k] for k in self.meta_keys if k in results}
-        meta['num_captions'] = int(texts.shape[0])
-        return dict(
-            inputs=img, texts=texts,
-            data_samples=BaseDataElement(metainfo=meta))
+        if 'text' in results:
+            texts = torch.from_numpy(np.atleast_2d(results['text']))
+            packed['texts'] = texts
+            meta['num_captions'] = int(texts.shape[0])
+        packed['data_samples'] = BaseDataElement(metainfo=meta)
+        return packed
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(meta_keys={self.meta_keys})'

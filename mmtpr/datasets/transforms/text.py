@@ -14,8 +14,17 @@ def _tokenizer(context_length: int):
     return SimpleTokenizer(context_length=context_length)
 
 
+class CaptionTransform(BaseTransform):
+    """Base class of the transforms that work on captions only.
+
+    A test pipeline mixes image and caption transforms; whoever needs one
+    modality alone (e.g. the inferencer: images for a gallery, captions for
+    queries) splits the pipeline by this type.
+    """
+
+
 @TRANSFORMS.register_module()
-class TokenizeCaption(BaseTransform):
+class TokenizeCaption(CaptionTransform):
     """Tokenize captions with CLIP's BPE tokenizer (open_clip's).
 
     Each caption becomes ``[SOT] + bpe + [EOT]`` zero-padded to
@@ -61,7 +70,7 @@ class TokenizeCaption(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class MaskCaption(BaseTransform):
+class MaskCaption(CaptionTransform):
     """BERT-style random masking of caption tokens (methods.md 0.7).
 
     Both papers train the SDM loss on masked captions. Every word token

@@ -14,7 +14,7 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from mmtpr.registry import METRICS
-from mmtpr.utils.checkpoint import atomic_write_bytes
+from mmtpr.utils.fileio import atomic_write_bytes
 
 from ..functional.rank import (
     _check_chunk_size,
