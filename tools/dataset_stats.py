@@ -14,15 +14,14 @@ scripts can stop on it; 0 when everything matches or nothing is published
 import argparse
 import copy
 import logging
-import sys
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 from mmengine.config import ConfigDict, DictAction
 from mmengine.logging import print_log
 
-import mmtpr  # noqa: F401  (registries)
 from mmtpr.registry import DATASETS
-from mmtpr.utils.config import load_config
+from mmtpr.utils.cli import add_debug_flag, run_tool
+from mmtpr.utils.config import leaf_dataset_cfgs, load_config, set_data_root
 
 LOADERS = (('train', 'train_dataloader'), ('val', 'val_dataloader'),
            ('test', 'test_dataloader'))
@@ -41,20 +40,13 @@ def parse_args(argv=None):
         '--skip-bad-records', action='store_true',
         help='skip and count bad records instead of failing on the first')
     parser.add_argument(
+        '--data-root',
+        help='data_root of every split (train, val and test) of the config')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
-        help='override config entries, e.g. '
-        'train_dataloader.dataset.data_root=/data/CUHK-PEDES')
+        help='override config entries')
+    add_debug_flag(parser)
     return parser.parse_args(argv)
-
-
-def leaf_datasets(cfg: ConfigDict) -> List[ConfigDict]:
-    """The dataset configs inside ``cfg`` (through ConcatDataset,
-    RepeatDataset and friends)."""
-    if 'datasets' in cfg:
-        return [d for sub in cfg['datasets'] for d in leaf_datasets(sub)]
-    if 'dataset' in cfg:
-        return leaf_datasets(cfg['dataset'])
-    return [cfg]
 
 
 def split_stats(dataset_cfg: ConfigDict, args) -> Tuple[object, dict]:
@@ -92,6 +84,8 @@ def compare(dataset, split: str, stats: dict) -> Optional[str]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
+    if args.data_root is not None:
+        set_data_root(cfg, args.data_root)
 
     header = (f"{'dataset':<12} {'split':<6} {'ids':>7} {'images':>8} "
               f"{'captions':>9} {'skipped':>8}  published (ids/images/"
@@ -103,7 +97,7 @@ def main(argv=None) -> int:
             rows.append(f"{'-':<12} {split_name:<6} no {loader_key} in the "
                         'config (e.g. ICFG-PEDES has no val split)')
             continue
-        for dataset_cfg in leaf_datasets(loader['dataset']):
+        for dataset_cfg in leaf_dataset_cfgs(loader['dataset']):
             dataset, stats = split_stats(dataset_cfg, args)
             split = dataset.split
             published = getattr(dataset, 'PUBLISHED_SIZES', {}).get(split)
@@ -125,4 +119,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main)

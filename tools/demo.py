@@ -21,10 +21,12 @@ import os.path as osp
 import time
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-import mmtpr  # noqa: F401  (registries, checkpoint-loading fix)
+from mmtpr.registry import RUNNERS
+from mmtpr.utils.checkpoint import load_state_dict_file
+from mmtpr.utils.config import load_config
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                    'configs', 'demo')
@@ -57,8 +59,7 @@ def export_clip(checkpoint: str, out: str) -> None:
     """Write the CLIP weights of a retriever checkpoint as a plain
     open_clip state dict (what ``OpenCLIPBackbone(pretrained=...)`` reads).
     """
-    state = torch.load(checkpoint, map_location='cpu',
-                       weights_only=True)['state_dict']
+    state = load_state_dict_file(checkpoint)['state_dict']
     prefix = 'backbone.clip.'
     clip = {k[len(prefix):]: v for k, v in state.items()
             if k.startswith(prefix)}
@@ -76,19 +77,19 @@ def main():
 
     # 1. pre-train the tiny CLIP on identities of its own
     start = time.time()
-    pre_cfg = Config.fromfile(args.pretrain_config)
+    pre_cfg = load_config(args.pretrain_config)
     pre_cfg.work_dir = osp.join(args.work_dir, 'pretrain')
     if args.amp:
-        pre_cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    pre_runner = Runner.from_cfg(pre_cfg)
+        pre_cfg.optim_wrapper.type = 'AutocastOptimWrapper'
+    pre_runner = RUNNERS.build(pre_cfg)
     pre_runner.train()
     weights = osp.join(args.work_dir, 'tiny_clip_pretrained.pth')
     export_clip(best_checkpoint(pre_runner), weights)
     timings['pre-training'] = time.time() - start
 
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.type = 'AutocastOptimWrapper'
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.model.backbone.pretrained = weights
@@ -99,13 +100,13 @@ def main():
     frozen_cfg.model.backbone.petl = []
     frozen_cfg.model.pop('aux_loss', None)
     frozen_cfg.work_dir = osp.join(args.work_dir, 'frozen')
-    frozen = Runner.from_cfg(frozen_cfg).test()
+    frozen = RUNNERS.build(frozen_cfg).test()
     timings['frozen test'] = time.time() - start
 
     # 3. DM-Adapter on the new identities
     start = time.time()
     cfg.work_dir = osp.join(args.work_dir, 'dm_adapter')
-    runner = Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg)
     runner.train()
     best = best_checkpoint(runner)
     runner.load_checkpoint(best)

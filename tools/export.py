@@ -2,58 +2,17 @@
 
 ``python tools/export.py CONFIG CHECKPOINT --out DIR [--cfg-options ...]``
 
-1. Builds the model of CONFIG; the backbone loads the pretrained CLIP that
-   the config names (``model.backbone.pretrained``).
-2. Loads CHECKPOINT: a PETL-only checkpoint (``meta['petl_only']``, only the
-   trainable parameters; checked against the model's PETL setup and against
-   the frozen weights it was trained on) or a full one (loaded strictly).
-   A checkpoint that does not fit the config is refused with the missing,
-   unexpected and mis-shaped keys.
-3. Merges what can be merged: every technique whose class has a ``merge``
-   method (KV-LoRA: ``W_kv += s B A`` in the attention in-projection). The
-   other techniques (prefixes, adapters, mixtures of adapters) stay: they
-   are not linear maps of the frozen weights (docs/deployment.md).
-4. Writes ``DIR/model.pth`` (MMEngine's ``{'state_dict', 'meta'}``; the
-   full state dict, ``meta`` saying what was merged) and ``DIR/config.py``
-   (the config with ``pretrained=None`` and the merged techniques removed
-   from ``model.backbone.petl``), so that
-   ``python tools/test.py DIR/config.py DIR/model.pth`` needs neither the
-   pretrained CLIP nor the training checkpoint.
-5. Verifies the export: the model of ``DIR/config.py`` loads
-   ``DIR/model.pth`` strictly (no missing or unexpected keys) and gives the
-   same image and text features as the trained model on random inputs.
+Merges what can be merged (KV-LoRA into the attention's in-projection),
+writes ``DIR/model.pth`` and ``DIR/config.py`` (no pretrained CLIP file
+needed) and checks that the export gives the trained model's features; see
+:mod:`mmtpr.apis.export`.
 """
 import argparse
-import copy
-import io
-import os
-import os.path as osp
-from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
 
-import torch
-import torch.nn as nn
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
-import mmtpr
-from mmtpr.utils.checkpoint import atomic_write_bytes, load_from_local
-from mmtpr.utils.config import load_config
-from mmtpr.utils.petl_checkpoint import (
-    check_petl_checkpoint,
-    describe_key_mismatch,
-    fingerprints_match,
-    frozen_fingerprint,
-    load_petl_checkpoint,
-    petl_state_dict_keys,
-    short_key_list,
-    strip_module_prefix,
-)
-
-EXPORTED_BY = 'tools/export.py'
-# Entries of the training checkpoint's meta copied into the export's.
-SOURCE_META_KEYS = ('epoch', 'iter', 'experiment_name', 'seed', 'time')
-# Where each mergeable technique goes, for the summary.
-MERGED_INTO = {'KVLoRA': 'the K and V rows of the attention in-projection'}
+from mmtpr.apis.export import export_pytorch
+from mmtpr.utils.cli import add_debug_flag, run_tool
 
 
 def parse_args(argv=None):
@@ -85,294 +44,19 @@ def parse_args(argv=None):
         '--cfg-options', nargs='+', action=DictAction,
         help='override config entries, e.g. '
         'model.backbone.pretrained=checkpoints/ViT-B-16.pt')
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
-def _name(petl_cfg: dict) -> str:
-    kind = petl_cfg.get('type', '?')
-    return (kind if isinstance(kind, str) else kind.__name__).split('.')[-1]
-
-
-def build_model(cfg: Config) -> nn.Module:
-    """``cfg.model`` on the CPU, with the pretrained CLIP it names."""
-    from mmtpr.registry import MODELS
-    try:
-        model = MODELS.build(copy.deepcopy(cfg.model))
-    except FileNotFoundError as err:
-        raise FileNotFoundError(
-            f'{err}\nExport builds the model with the pretrained CLIP of '
-            'the training run; point --cfg-options '
-            'model.backbone.pretrained=PATH at it.') from err
-    return model.eval()
-
-
-def check_full_checkpoint(model: nn.Module, state_dict: dict,
-                          source: str, meta: dict) -> None:
-    """Refuse a full state dict whose keys or shapes differ from
-    ``model``'s."""
-    own = model.state_dict()
-    problems = describe_key_mismatch(list(own), state_dict, own)
-    if not problems:
-        return
-    hint = ('Export with the config the checkpoint was trained with (the '
-            'same model.backbone.model_name/model_cfg and petl).')
-    if meta.get('exported_by') == EXPORTED_BY:
-        hint = ('It is already an exported checkpoint: it goes with the '
-                'config.py written beside it and needs no export.')
-    raise ValueError(f'{source} does not match the model of the config: '
-                     + '; '.join(problems) + '. ' + hint)
-
-
-def load_trained(model: nn.Module, path: str, force: bool = False,
-                 pretrained: Optional[str] = None) -> Tuple[dict, str]:
-    """Load the training checkpoint ``path`` into ``model``.
-
-    Returns:
-        tuple: the checkpoint's meta and its kind ('PETL-only' or 'full').
-    """
-    checkpoint = load_from_local(path, map_location='cpu')
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f"checkpoint '{path}' holds a "
-                         f'{type(checkpoint).__name__}, not a state dict')
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    meta = checkpoint.get('meta') or {}
-    state_dict = strip_module_prefix(state_dict)
-    petl_keys = petl_state_dict_keys(model)
-    petl_only = bool(meta.get('petl_only')) or (
-        bool(petl_keys) and set(state_dict) == set(petl_keys)
-        and len(petl_keys) < len(model.state_dict()))
-    source = f"checkpoint '{path}'"
-    if not petl_only:
-        check_full_checkpoint(model, state_dict, source, meta)
-        model.load_state_dict(state_dict, strict=True)
-        return meta, 'full'
-    source = f"PETL-only checkpoint '{path}'"
-    check_petl_checkpoint(model, state_dict, source)
-    saved = meta.get('frozen_fingerprint')
-    if saved is not None and not force and not fingerprints_match(
-            saved, frozen_fingerprint(model, petl_keys)):
-        raise ValueError(
-            f'{source} was trained on other frozen weights than the '
-            f'pretrained CLIP of the config ({pretrained!r}), so the '
-            'export would not be the trained model. Point '
-            'model.backbone.pretrained at the weights of the training run '
-            '(--cfg-options), or pass --force.')
-    load_petl_checkpoint(model, dict(state_dict=state_dict,
-                                     meta=dict(meta, petl_only=True)))
-    return meta, 'PETL-only'
-
-
-def merge_techniques(model: nn.Module, petl_cfgs: List[dict]
-                     ) -> Tuple['OrderedDict[str, dict]', List[dict]]:
-    """Merge every technique of ``petl_cfgs`` whose class has ``merge``.
-
-    Returns:
-        tuple: ``{name: {'modules': n, 'parameters': p}}`` of the merged
-        techniques and the configs of the techniques that stay.
-    """
-    from mmtpr.registry import PETL
-    merged = OrderedDict()
-    for name in dict.fromkeys(_name(c) for c in petl_cfgs):
-        technique = PETL.get(name)
-        if technique is None or not callable(getattr(technique, 'merge',
-                                                     None)):
-            continue
-        modules = [m for m in model.modules() if isinstance(m, technique)]
-        params = sum(p.numel() for m in modules for p in m.parameters())
-        count = technique.merge(model)
-        if any(isinstance(m, technique) for m in model.modules()):
-            raise RuntimeError(f'{name}.merge left {name} modules behind')
-        merged[name] = dict(modules=count, parameters=params)
-    kept = [copy.deepcopy(c) for c in petl_cfgs if _name(c) not in merged]
-    return merged, kept
-
-
-def exported_config(cfg: Config, kept: List[dict], name: str) -> Config:
-    """The config of the exported model: no pretrained file, only the
-    techniques that were not merged, full (not PETL-only) checkpoints; test
-    logs go to ``work_dirs/<name>`` unless the config sets a work_dir."""
-    out = copy.deepcopy(cfg)
-    if out.get('work_dir') is None:
-        out.work_dir = osp.join('work_dirs', name)
-    out.model.backbone.pretrained = None
-    out.model.backbone.petl = kept
-    hooks = out.get('default_hooks')
-    if hooks and hooks.get('petl_checkpoint'):
-        hooks.petl_checkpoint.petl_only = False
-    out.load_from = None
-    out.resume = False
-    return out
-
-
-def dump_config(cfg: Config, path: str, header: List[str]) -> None:
-    cfg.dump(path)
-    with open(path) as file:
-        text = file.read()
-    with open(path, 'w') as file:
-        file.write(''.join(f'# {line}\n' for line in header) + text)
-
-
-def random_inputs(model: nn.Module, num: int = 2
-                  ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Random normalised images and two captions (SOT, words, EOT, zero
-    padding) at the model's input size."""
-    backbone = model.backbone
-    height, width = backbone.image_size
-    vocab = int(backbone.clip.vocab_size)
-    gen = torch.Generator().manual_seed(0)
-    images = torch.randn(num, 3, height, width, generator=gen)
-    texts = torch.zeros(num, backbone.context_length, dtype=torch.long)
-    for i in range(num):
-        words = 5 + 7 * i
-        texts[i, 0] = vocab - 2
-        texts[i, 1:1 + words] = torch.randint(1, vocab - 3, (words, ),
-                                              generator=gen)
-        texts[i, 1 + words] = vocab - 1
-    return images, texts
-
-
-@torch.no_grad()
-def features(model: nn.Module, images: torch.Tensor,
-             texts: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    image_feats, text_feats = model(images, texts, mode='tensor')
-    return image_feats.float(), text_feats.float()
-
-
-def verify(config_path: str, model_path: str,
-           reference: Tuple[torch.Tensor, torch.Tensor],
-           inputs: Tuple[torch.Tensor, torch.Tensor],
-           tolerance: float) -> Dict[str, float]:
-    """Build the model of the written config, load the written checkpoint
-    strictly and compare its features with ``reference``.
-
-    Returns:
-        dict: the largest absolute feature difference per modality.
-    """
-    from mmtpr.registry import MODELS
-    cfg = Config.fromfile(config_path)
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model).eval()
-    checkpoint = torch.load(model_path, map_location='cpu',
-                            weights_only=True)
-    result = model.load_state_dict(checkpoint['state_dict'], strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise RuntimeError(
-            f"the exported '{model_path}' does not load strictly into the "
-            f"model of '{config_path}': missing "
-            f'{short_key_list(result.missing_keys)}, unexpected '
-            f'{short_key_list(result.unexpected_keys)}')
-    diffs = {}
-    for name, before, after in zip(('image', 'text'), reference,
-                                   features(model, *inputs)):
-        diffs[name] = float((after - before).abs().max())
-        if not torch.allclose(after, before, atol=tolerance,
-                              rtol=tolerance):
-            raise RuntimeError(
-                f'the exported model gives other {name} features than the '
-                f'trained one (max |diff| {diffs[name]:.3g} > {tolerance:g})'
-                '; rerun with a larger --atol if that is rounding')
-    return diffs
-
-
-def _simple(meta: dict) -> dict:
-    return {k: meta[k] for k in SOURCE_META_KEYS
-            if isinstance(meta.get(k), (int, float, str, bool))}
-
-
-def export(args) -> dict:
-    """Run the export described by the command-line ``args``; returns the
-    meta written into the checkpoint."""
-    cfg = load_config(args.config, args.cfg_options)
-    backbone_cfg = cfg.model.get('backbone', {})
-    if backbone_cfg.get('type') not in ('OpenCLIPBackbone',
-                                        'mmtpr.OpenCLIPBackbone'):
-        raise TypeError('export supports model.backbone of type '
-                        f"OpenCLIPBackbone, got {backbone_cfg.get('type')}")
-
-    model = build_model(cfg)
-    source_meta, kind = load_trained(model, args.checkpoint, args.force,
-                                     backbone_cfg.get('pretrained'))
-    params_before = sum(p.numel() for p in model.parameters())
-    inputs = random_inputs(model)
-    reference = features(model, *inputs)
-
-    petl_cfgs = [dict(c) for c in (backbone_cfg.get('petl') or [])]
-    if args.no_merge:
-        merged, kept = OrderedDict(), copy.deepcopy(petl_cfgs)
-    else:
-        merged, kept = merge_techniques(model, petl_cfgs)
-    params_after = sum(p.numel() for p in model.parameters())
-
-    os.makedirs(args.out, exist_ok=True)
-    model_path = osp.join(args.out, 'model.pth')
-    config_path = osp.join(args.out, 'config.py')
-    meta = dict(
-        exported_by=EXPORTED_BY,
-        mmtpr_version=mmtpr.__version__,
-        source_config=osp.abspath(args.config),
-        source_checkpoint=osp.abspath(args.checkpoint),
-        source_kind=kind,
-        source_meta=_simple(source_meta),
-        merged=dict(merged),
-        kept=[_name(c) for c in kept],
-        parameters_before=params_before,
-        parameters_after=params_after,
-        petl_only=False)
-    buffer = io.BytesIO()
-    torch.save(dict(state_dict=model.state_dict(), meta=meta), buffer)
-    atomic_write_bytes(buffer.getbuffer(), model_path)
-    num_tensors = len(model.state_dict())
-    del buffer, model  # the verification builds the model a second time
-    merged_text = ', '.join(f"{k} ({v['modules']} modules)"
-                            for k, v in merged.items()) or 'nothing'
-    name = osp.basename(osp.normpath(osp.abspath(args.out)))
-    dump_config(exported_config(cfg, kept, name), config_path, [
-        f'Exported by {EXPORTED_BY} from {args.config} and '
-        f'{args.checkpoint} ({kind}).',
-        f'Merged: {merged_text}; pretrained=None: the weights are all in '
-        'model.pth.',
-        f'Test: python tools/test.py {config_path} {model_path}',
-    ])
-
-    size = osp.getsize(model_path)
-    print(f'Exported {args.config} + {args.checkpoint} ({kind} '
-          'checkpoint)')
-    for name, info in merged.items():
-        print(f"  merged: {name} x{info['modules']} "
-              f"({info['parameters']:,} parameters folded into "
-              f"{MERGED_INTO.get(name, 'the frozen weights')})")
-    if not merged:
-        print('  merged: nothing' + (' (--no-merge)' if args.no_merge
-                                     else ''))
-    print(f"  kept:   {', '.join(meta['kept']) or 'no PETL technique'}")
-    print(f'  parameters: {params_before:,} before, {params_after:,} after')
-    print(f'  wrote {model_path} ({size / 2**20:.1f} MiB, '
-          f'{num_tensors} tensors) and {config_path}')
-    if not args.no_verify:
-        tolerance = args.atol
-        if tolerance is None:
-            tolerance = 1e-5 if backbone_cfg.get('frozen_dtype') is None \
-                else 1e-2
-        try:
-            diffs = verify(config_path, model_path, reference, inputs,
-                           tolerance)
-        except Exception as err:
-            for path in (model_path, config_path):
-                os.remove(path)
-            raise RuntimeError(f'{err}\nThe export failed its verification '
-                               f'and was removed from {args.out}; '
-                               '--no-verify keeps it.') from err
-        print(f'  verified: {config_path} (pretrained=None) loads '
-              f'{osp.basename(model_path)} strictly; max |feature diff| '
-              f"image {diffs['image']:.2g}, text {diffs['text']:.2g} "
-              f'(tolerance {tolerance:g})')
-        meta['verified'] = diffs
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    meta = export_pytorch(args.config, args.checkpoint, args.out,
+                          merge=not args.no_merge, check=not args.no_verify,
+                          atol=args.atol, force=args.force,
+                          cfg_options=args.cfg_options)
+    print('\n'.join(meta['summary']))
     return meta
 
 
-def main(argv=None) -> dict:
-    return export(parse_args(argv))
-
-
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -18,9 +18,9 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-import mmtpr  # noqa: F401  (registries, checkpoint-loading fix)
 from mmtpr.apis import INDEX_KINDS, TPRInferencer
-from mmtpr.visualization import draw_retrieval, save_picture
+from mmtpr.utils.cli import add_debug_flag, run_tool
+from mmtpr.utils.fileio import check_regular_file
 
 
 def parse_args(argv=None):
@@ -42,8 +42,9 @@ def parse_args(argv=None):
     parser.add_argument('--topk', type=int, default=10,
                         help='images per query (default: %(default)s)')
     parser.add_argument('--out', metavar='PNG',
-                        help='write a picture of the result (one file per '
-                        'query: PNG, PNG_1, ... for several)')
+                        help='write a picture of the result: PNG for one '
+                        'query, PNG_0, PNG_1, ... (before the extension) '
+                        'for several')
     parser.add_argument('--index', choices=INDEX_KINDS, default='exact',
                         help='search index (default: exact brute force)')
     parser.add_argument('--nprobe', type=int,
@@ -57,8 +58,15 @@ def parse_args(argv=None):
     parser.add_argument('--device', help='cpu or cuda (default: cuda if '
                         'available)')
     parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--domain', type=int, default=0,
+                        help='domain prompt of a DM-Adapter model trained '
+                        'on several domains (default: %(default)s)')
+    parser.add_argument('--skip-bad-images', action='store_true',
+                        help='leave out (and report) gallery images that '
+                        'cannot be read, instead of stopping')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries')
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.topk < 1:
         parser.error(f'--topk must be >= 1, got {args.topk}')
@@ -69,8 +77,6 @@ def parse_args(argv=None):
         if len(args.query_pid) != len(args.query):
             parser.error(f'{len(args.query_pid)} --query-pid for '
                          f'{len(args.query)} --query')
-    if not osp.isfile(args.checkpoint):
-        parser.error(f"checkpoint '{args.checkpoint}' not found")
     return args
 
 
@@ -83,10 +89,12 @@ def out_path(out: str, index: int, total: int) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
+    check_regular_file(args.checkpoint, 'checkpoint')
     inferencer = TPRInferencer(
         args.config, args.checkpoint, device=args.device,
         batch_size=args.batch_size, cfg_options=args.cfg_options,
-        cache_dir=args.cache_dir)
+        cache_dir=args.cache_dir, domain=args.domain,
+        on_bad_image='skip' if args.skip_bad_images else 'error')
     gallery = (inferencer.dataset_gallery(args.gallery_split)
                if args.gallery_split else
                inferencer.load_gallery(args.gallery))
@@ -111,14 +119,14 @@ def main(argv=None):
                 '  match' if matches[rank] else '  -')
             print(f'{rank + 1:4d}  {score:.4f}  {path}{pid}{mark}')
         if args.out:
-            picture = draw_retrieval(result['query'], result['paths'],
-                                     result['scores'], matches)
-            path = save_picture(picture,
-                                out_path(args.out, q, len(results)))
-            print(f'picture written to {path} ({picture.width}x'
-                  f'{picture.height})')
+            path = out_path(args.out, q, len(results))
+            picture = inferencer.visualizer.draw_text_query(
+                result['query'], result['paths'], result['scores'], matches,
+                name=f'query_{q}', out_file=path)
+            print(f'picture written to {path} ({picture.shape[1]}x'
+                  f'{picture.shape[0]})')
     return results
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -5,21 +5,21 @@ path of any config file with a ``test_dataloader``) evaluates on that
 dataset's test split, with the model's own test pipeline (image size and
 context length belong to the model). ``--out results.pkl`` (or ``.json``)
 also writes the per-query results (see docs/evaluation_output.md), and
-``--i2t`` adds the image-to-text metrics.
+``--i2t`` adds the image-to-text metrics. The checkpoint must fit the
+config (keys, shapes and the model it records); ``--non-strict`` loads
+what fits.
 """
 import argparse
 import copy
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.dist import is_main_process
-from mmengine.fileio import load
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
-import mmtpr  # noqa: F401  (registries, checkpoint-loading fix)
-from mmtpr.utils import setup_dist
-from mmtpr.visualization import draw_test_results
+from mmtpr.utils.cli import add_debug_flag, run_tool
+from mmtpr.utils.config import default_work_dir, load_config, set_data_root
+from mmtpr.utils.errors import ConfigError
+from mmtpr.utils.fileio import check_regular_file
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # --dataset NAME -> the dataset config whose test_dataloader is used.
@@ -39,7 +39,7 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where the test logs go '
-                        '(default: work_dirs/<config name>)')
+                        '(default: as tools/train.py)')
     parser.add_argument(
         '--dataset', metavar='NAME_OR_FILE',
         help='evaluate on another dataset: one of '
@@ -57,13 +57,18 @@ def parse_args(argv=None):
         '--show-dir', metavar='DIR',
         help='write pictures of a sample of test queries (the caption '
         'above its top-10 images, correct person framed green, others '
-        'red) into DIR')
+        "red) into DIR; they also go to the config's vis backends")
     parser.add_argument('--show-num', type=int, default=20,
                         help='how many queries --show-dir draws (evenly '
                         'spaced over the split; default: %(default)s)')
     parser.add_argument('--i2t', action='store_true',
-                        help='also report image-to-text metrics (i2t_R1, '
-                        '...)')
+                        help='also report image-to-text metrics')
+    parser.add_argument('--amp', action='store_true',
+                        help='evaluate under bfloat16 autocast')
+    parser.add_argument(
+        '--non-strict', action='store_true',
+        help='load a checkpoint that does not fit the config (what fits is '
+        'loaded; the rest keeps the config\'s weights)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config entries, e.g. '
@@ -72,16 +77,30 @@ def parse_args(argv=None):
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.dataset is not None:
         args.dataset = resolve_dataset(args.dataset, parser)
-    if args.out is not None and \
-            osp.splitext(args.out)[1].lower() not in OUT_EXTENSIONS:
-        parser.error(f'--out must end with one of {OUT_EXTENSIONS}, got '
-                     f"'{args.out}'")
+    if args.out is not None:
+        check_out_file(args.out, parser)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
+
+
+def check_out_file(out: str, parser) -> None:
+    """Refuse an --out that cannot be written, before any work."""
+    if osp.splitext(out)[1].lower() not in OUT_EXTENSIONS:
+        parser.error(f'--out must end with one of {OUT_EXTENSIONS}, got '
+                     f"'{out}'")
+    if osp.isdir(out):
+        parser.error(f"--out '{out}' is a directory; give a file name")
+    parent = osp.dirname(osp.abspath(out))
+    while not osp.exists(parent):
+        parent = osp.dirname(parent)
+    if not osp.isdir(parent) or not os.access(parent, os.W_OK):
+        parser.error(f"--out '{out}' cannot be written ('{parent}' is not a "
+                     'writable directory)')
 
 
 def resolve_dataset(name_or_file, parser):
@@ -109,15 +128,15 @@ def replace_test_dataset(cfg, dataset_file):
     ``dataset_file``'s ``test_dataloader.dataset``; the test ``pipeline``
     stays that of ``cfg``, which belongs to the model.
     """
-    other = Config.fromfile(dataset_file)
+    other = load_config(dataset_file)
     loader = other.get('test_dataloader')
     if not loader or not loader.get('dataset'):
-        raise ValueError(f"--dataset: '{dataset_file}' has no "
-                         'test_dataloader.dataset')
+        raise ConfigError(f"--dataset: '{dataset_file}' has no "
+                          'test_dataloader.dataset')
     dataset = copy.deepcopy(loader['dataset'].to_dict())
     if 'type' not in dataset:
-        raise ValueError(f"--dataset: the test dataset of '{dataset_file}' "
-                         'has no type')
+        raise ConfigError(f"--dataset: the test dataset of '{dataset_file}'"
+                          ' has no type')
     main = cfg.test_dataloader.dataset
     for key in KEPT_DATASET_KEYS:
         dataset.pop(key, None)
@@ -146,13 +165,11 @@ def set_on_tpr_metrics(evaluator, **kwargs):
 
 def build_config(args):
     """The config to test with, from the command-line arguments."""
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     if args.dataset is not None:
         replace_test_dataset(cfg, args.dataset)
     if args.data_root is not None:
-        cfg.test_dataloader.dataset.data_root = args.data_root
+        set_data_root(cfg, args.data_root, ('test_dataloader', ))
     if args.split is not None:
         cfg.test_dataloader.dataset.split = args.split
     metric_args = {}
@@ -167,15 +184,17 @@ def build_config(args):
         # A copy, so that a val_evaluator it was assigned from is unchanged.
         cfg.test_evaluator = copy.deepcopy(cfg.test_evaluator)
         if set_on_tpr_metrics(cfg.test_evaluator, **metric_args) == 0:
-            raise ValueError('--out and --i2t need a TPRMetric in '
-                             f'test_evaluator, got {cfg.test_evaluator}')
+            raise ConfigError('--out and --i2t need a TPRMetric in '
+                              f'test_evaluator, got {cfg.test_evaluator}')
+    if args.amp:
+        cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        cfg.work_dir = default_work_dir(args.config)
     cfg.load_from = args.checkpoint
+    cfg.load_strict = not args.non_strict
     cfg.resume = False
     return cfg
 
@@ -191,11 +210,17 @@ def describe_dataset(dataset):
 
 def main(argv=None):
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f"checkpoint '{args.checkpoint}' not found")
+    check_regular_file(args.checkpoint, 'checkpoint')
     cfg = build_config(args)
+    from mmengine.dist import is_main_process
+    from mmengine.fileio import load
+
+    from mmtpr.apis import preflight
+    from mmtpr.registry import RUNNERS
+    from mmtpr.utils import setup_dist
+    preflight(cfg, ('test_dataloader', ))
     setup_dist(cfg)  # gloo and no device_ids where there is no CUDA
-    runner = Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg)
     runner.logger.info('Evaluating on '
                        f'{describe_dataset(cfg.test_dataloader.dataset)}')
     metrics = runner.test()
@@ -204,11 +229,11 @@ def main(argv=None):
             print(f'Per-query results written to {osp.abspath(args.out)}')
         print(' '.join(f'{k}: {v:.2f}' for k, v in metrics.items()))
         if args.show_dir is not None:
-            written = draw_test_results(load(args.out), args.show_dir,
-                                        args.show_num)
+            written = runner.visualizer.draw_test_results(
+                load(args.out), args.show_dir, args.show_num)
             print(f'{len(written)} pictures written to {args.show_dir}')
     return metrics
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

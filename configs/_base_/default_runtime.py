@@ -1,5 +1,8 @@
 # Runtime shared by every mmtpr config.
 default_scope = 'mmtpr'
+# mmtpr's runner: checkpoints are read with weights_only=True and strictly,
+# resume never runs anything stored in a checkpoint (docs/security.md).
+runner_type = 'TPRRunner'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -11,7 +14,9 @@ default_hooks = dict(
         interval=1,
         max_keep_ckpts=2,
         save_best='tpr/R1',
-        rule='greater'),
+        rule='greater',
+        # atomic writes, never through a symbolic link (mmtpr.utils.fileio)
+        backend_args=dict(backend='mmtpr_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # Random states in checkpoints and RNG-neutral validation: `--resume`
     # continues exactly (docs/checkpoints.md). A default hook, so configs
@@ -29,7 +34,7 @@ env_cfg = dict(
 )
 
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+visualizer = dict(type='TPRVisualizer', vis_backends=vis_backends)
 
 log_processor = dict(by_epoch=True)
 log_level = 'INFO'

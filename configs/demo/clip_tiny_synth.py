@@ -48,7 +48,10 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=64,
     num_workers=1,
-    persistent_workers=True,
+    # Workers restart every epoch, seeded from the main process's generator
+    # (which checkpoints hold): `--resume` continues exactly.
+    persistent_workers=False,
+    worker_init_fn=dict(type='mmtpr.worker_seed_from_torch'),
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(**synth, split='train', pipeline=train_pipeline),
 )
@@ -72,6 +75,7 @@ test_evaluator = val_evaluator
 max_epochs = 6
 optim_wrapper = dict(
     type='OptimWrapper',
+    constructor='TPROptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=5e-4, betas=(0.9, 0.98), eps=1e-6,
                    weight_decay=0.05),
     paramwise_cfg=dict(custom_keys={'bias': dict(decay_mult=0.0)}),
@@ -81,7 +85,8 @@ param_scheduler = [
          total_steps=max_epochs, eta_min_ratio=0.01, by_epoch=True,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=2)
+train_cfg = dict(type='TPRTrainLoop', max_epochs=max_epochs,
+                 val_interval=2)
 val_cfg = dict()
 test_cfg = dict()
 

@@ -37,4 +37,4 @@ param_scheduler = [
          total_steps=max_epochs, eta_min_ratio=0.01, by_epoch=True,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=2)
+train_cfg = dict(max_epochs=max_epochs, val_interval=2)
