@@ -10,7 +10,7 @@ memory side by side::
     python benchmarks/amp_demo.py [--variants fp32 amp amp_frozen_bf16]
 
 - ``fp32``: MMEngine's ``OptimWrapper``, everything in float32;
-- ``amp``: mmtpr's ``AmpOptimWrapper`` (``--amp``): float32 weights,
+- ``amp``: mmtpr's ``AutocastOptimWrapper`` (``--amp``): float32 weights,
   bfloat16 autocast on the CPU (bfloat16 or float16 on CUDA);
 - ``amp_frozen_bf16``: as ``amp``, with the frozen CLIP weights stored in
   bfloat16 (``model.backbone.frozen_dtype='bfloat16'``).
@@ -61,14 +61,14 @@ def parse_args():
 def pretrain(weights: str, work_dir: str) -> None:
     """Run the demo's pre-training stage and export its CLIP weights."""
     from mmengine.config import Config
-    from mmengine.runner import Runner
+    from mmtpr.registry import RUNNERS
     spec = importlib.util.spec_from_file_location(
         'demo', osp.join(ROOT, 'tools', 'demo.py'))
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
     cfg = Config.fromfile(PRETRAIN_CONFIG)
     cfg.work_dir = osp.join(work_dir, 'pretrain')
-    runner = Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg)
     runner.train()
     demo.export_clip(demo.best_checkpoint(runner), weights)
 
@@ -81,7 +81,7 @@ def variant_cfg(name: str, args):
     cfg.work_dir = osp.join(args.work_dir, name)
     cfg.default_hooks.logger.interval = 10
     if name != 'fp32':
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.type = 'AutocastOptimWrapper'
     if name == 'amp_frozen_bf16':
         cfg.model.backbone.frozen_dtype = 'bfloat16'
     return cfg
@@ -90,12 +90,12 @@ def variant_cfg(name: str, args):
 def timing(args) -> None:
     """Interleaved step timing of the variants on one fixed batch."""
     import torch
-    from mmengine.runner import Runner
+    from mmtpr.registry import RUNNERS
 
     import mmtpr  # noqa: F401
     runners = {}
     for name in args.variants:
-        runner = Runner.from_cfg(variant_cfg(name, args))
+        runner = RUNNERS.build(variant_cfg(name, args))
         runner.optim_wrapper = runner.build_optim_wrapper(
             runner.optim_wrapper)
         runner.model.train()
@@ -121,10 +121,10 @@ def timing(args) -> None:
 
 def run_variant(name: str, args) -> dict:
     """Train and test one variant in this process; return its numbers."""
-    from mmengine.runner import Runner
+    from mmtpr.registry import RUNNERS
 
     import mmtpr  # noqa: F401
-    runner = Runner.from_cfg(variant_cfg(name, args))
+    runner = RUNNERS.build(variant_cfg(name, args))
     start = time.time()
     runner.train()
     train_seconds = time.time() - start

@@ -95,3 +95,10 @@ def tiny_cfg(work_dir, data_root, max_epochs=2, **extra):
     cfg.experiment_name = osp.basename(str(work_dir))
     cfg.merge_from_dict(extra)
     return cfg
+
+
+def build_runner(cfg):
+    """The runner a config names (mmtpr's TPRRunner for mmtpr's configs),
+    as the tools build it."""
+    from mmtpr.registry import RUNNERS
+    return RUNNERS.build(cfg)

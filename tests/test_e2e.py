@@ -5,9 +5,9 @@ import os.path as osp
 import re
 
 import pytest
-import torch
-from conftest import tiny_cfg
-from mmengine.runner import Runner
+from conftest import build_runner, tiny_cfg
+
+from mmtpr.utils.checkpoint import load_checkpoint_file
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -16,7 +16,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp('e2e')
     data_root = str(base / 'synth')
-    runner = Runner.from_cfg(tiny_cfg(base / 'full', data_root))
+    runner = build_runner(tiny_cfg(base / 'full', data_root))
     runner.train()
     return runner, data_root, base
 
@@ -38,7 +38,7 @@ def test_load_from_reproduces_the_in_memory_test_metrics(trained):
     in_memory = runner.test()
     cfg = tiny_cfg(base / 'test', data_root,
                    load_from=osp.join(str(base / 'full'), 'epoch_2.pth'))
-    reloaded = Runner.from_cfg(cfg).test()
+    reloaded = build_runner(cfg).test()
     assert set(in_memory) == {'tpr/R1', 'tpr/R5', 'tpr/R10', 'tpr/mAP',
                               'tpr/mINP'}
     assert reloaded == in_memory
@@ -46,15 +46,15 @@ def test_load_from_reproduces_the_in_memory_test_metrics(trained):
 
 def test_resume_continues_from_the_last_checkpoint(trained, tmp_path):
     runner, data_root, base = trained
-    first = Runner.from_cfg(
+    first = build_runner(
         tiny_cfg(tmp_path / 'resume', data_root, max_epochs=1))
     first.train()
     ckpt = osp.join(str(tmp_path / 'resume'), 'epoch_1.pth')
-    saved = torch.load(ckpt, weights_only=True)  # mmtpr's safe globals
+    saved = load_checkpoint_file(ckpt)
     assert saved['meta']['epoch'] == 1
     assert 'message_hub' in saved and 'optimizer' in saved
 
-    second = Runner.from_cfg(
+    second = build_runner(
         tiny_cfg(tmp_path / 'resume', data_root, max_epochs=2, resume=True))
     second.train()
     assert second.epoch == 2
@@ -77,7 +77,7 @@ def test_tools_test_py_reproduces_the_metrics(trained, tmp_path):
     config = str(tmp_path / 'tiny.py')
     cfg.dump(config)
     ckpt = osp.join(str(base / 'full'), 'epoch_2.pth')
-    expected = Runner.from_cfg(tiny_cfg(base / 'cli2', data_root,
+    expected = build_runner(tiny_cfg(base / 'cli2', data_root,
                                         load_from=ckpt)).test()
     out = subprocess.run(
         [sys.executable, osp.join(ROOT, 'tools', 'test.py'), config, ckpt,

@@ -7,11 +7,11 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_cfg
+from conftest import build_runner, tiny_cfg
 from mmengine.dataset import pseudo_collate
-from mmengine.runner import Runner
 
 from mmtpr.models.petl import PETLModule
+from mmtpr.utils.checkpoint import load_checkpoint_file
 
 UP_PERSON = [
     dict(type='ScaledPrefix', length=4),
@@ -51,7 +51,7 @@ def test_petl_method_trains_only_petl(tmp_path, petl, aux_loss, lr):
     cfg.param_scheduler[0].total_steps = epochs
     cfg.optim_wrapper.optimizer.lr = lr
     cfg.train_cfg.val_interval = epochs
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     model = runner.model
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     before = training_set_loss(runner)
@@ -65,8 +65,8 @@ def test_petl_method_trains_only_petl(tmp_path, petl, aux_loss, lr):
     # Adam holds state (moments) exactly for the PETL parameters.
     assert set(runner.optim_wrapper.optimizer.state) == petl
 
-    ckpt = torch.load(osp.join(str(tmp_path / 'up'), f'epoch_{epochs}.pth'),
-                      weights_only=True)['state_dict']
+    ckpt = load_checkpoint_file(
+        osp.join(str(tmp_path / 'up'), f'epoch_{epochs}.pth'))['state_dict']
     petl_names = {n for n, p in model.named_parameters() if p in petl}
     assert set(ckpt) == set(initial)
     changed = {k for k in ckpt if not torch.equal(ckpt[k], initial[k])}

@@ -25,7 +25,7 @@ from mmtpr import registry
     (registry.OPTIMIZERS, 'Adam', 'torch'),
     (registry.OPTIM_WRAPPERS, 'OptimWrapper', 'mmengine'),
     # mmtpr's own, which extends MMEngine's to the CPU
-    (registry.OPTIM_WRAPPERS, 'AmpOptimWrapper', 'mmtpr'),
+    (registry.OPTIM_WRAPPERS, 'AutocastOptimWrapper', 'mmtpr'),
     (registry.PARAM_SCHEDULERS, 'CosineAnnealingLR', 'mmengine'),
     (registry.HOOKS, 'CheckpointHook', 'mmengine'),
 ])

@@ -17,6 +17,7 @@ import torch
 from helpers.resume_cfg import resume_cfg
 
 from mmtpr.registry import DATASETS
+from mmtpr.utils.checkpoint import load_checkpoint_file
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN = osp.join(ROOT, 'tools', 'train.py')
@@ -85,8 +86,8 @@ def test_sigkill_after_checkpoint_then_resume_is_exact(tmp_path):
     assert 'resumed epoch: 1, iter: 6' in log
     assert 'restored the random states' in log
 
-    ref = torch.load(osp.join(ref_dir, 'epoch_2.pth'), weights_only=True)
-    run = torch.load(osp.join(run_dir, 'epoch_2.pth'), weights_only=True)
+    ref = load_checkpoint_file(osp.join(ref_dir, 'epoch_2.pth'))
+    run = load_checkpoint_file(osp.join(run_dir, 'epoch_2.pth'))
     # PETL-only checkpoints: every trainable parameter, nothing frozen
     assert run['meta']['petl_only'] and ref['state_dict'].keys() == \
         run['state_dict'].keys() == set(run['meta']['petl_keys'])

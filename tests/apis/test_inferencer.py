@@ -8,13 +8,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_cfg
+from conftest import build_runner, tiny_cfg
 from mmengine.dataset import pseudo_collate
-from mmengine.runner import Runner
 from PIL import Image
 
 from mmtpr.apis import Gallery, TPRInferencer
-from mmtpr.utils.petl_checkpoint import petl_state_dict_keys
+from mmtpr.models.petl.checkpoint import petl_state_dict_keys
+from mmtpr.utils.checkpoint import load_checkpoint_file
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
         cfg.test_dataloader.dataset.pipeline
     cfg.model.data_preprocessor.pop('random_erasing', None)
     torch.manual_seed(0)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     model = runner.model
     dataset = runner.train_dataloader.dataset
     batch = model.data_preprocessor(
@@ -126,13 +126,13 @@ def test_folder_gallery_cache_is_reused_only_when_model_and_images_match(
     folder = copy_images(trained, tmp_path / 'gallery')
     inferencer = make_inferencer(trained, tmp_path)
     calls = []
-    original = inferencer.encode_images
+    original = inferencer._encode_paths
 
-    def counting(images, *args, **kwargs):
-        calls.append(len(images))
-        return original(images, *args, **kwargs)
+    def counting(paths, *args, **kwargs):
+        calls.append(len(paths))
+        return original(paths, *args, **kwargs)
 
-    monkeypatch.setattr(inferencer, 'encode_images', counting)
+    monkeypatch.setattr(inferencer, '_encode_paths', counting)
     first = inferencer.load_gallery(folder)
     assert calls == [6] and first.pids is None
     assert len(os.listdir(tmp_path / 'cache')) == 1
@@ -157,7 +157,7 @@ def test_folder_gallery_cache_is_reused_only_when_model_and_images_match(
     assert calls == [6, 6, 7]
 
     # another checkpoint: the cache is not used
-    state = torch.load(trained['checkpoint'], weights_only=True)
+    state = load_checkpoint_file(trained['checkpoint'])
     key = next(k for k in state['state_dict'] if 'proj' in k)
     state['state_dict'][key] = state['state_dict'][key] * 1.5
     other_ckpt = str(tmp_path / 'other.pth')
@@ -165,9 +165,9 @@ def test_folder_gallery_cache_is_reused_only_when_model_and_images_match(
     other = make_inferencer(trained, tmp_path, checkpoint=other_ckpt)
     assert other.model_id != inferencer.model_id
     other_calls = []
-    monkeypatch.setattr(other, 'encode_images',
-                        lambda images, *a, **k: other_calls.append(1) or
-                        torch.zeros(len(images), 32))
+    monkeypatch.setattr(other, '_encode_paths',
+                        lambda paths, *a, **k: other_calls.append(1) or
+                        (torch.zeros(len(paths), 32), list(paths)))
     other.load_gallery(folder)
     assert other_calls == [1]
 

@@ -104,9 +104,23 @@ def _mutations(path_key):
         ('blank caption', lambda r: r.update(captions=[' ']),
          r"record 2: 'captions'\[0\] must be a non-empty string"),
         ('id not an integer', lambda r: r.update(id='seven'),
-         r"record 2: 'id' must be an integer, got 'seven'"),
+         r"record 2: 'id' must be an integer .*, got 'seven'"),
         ('id a float', lambda r: r.update(id=2.5),
-         r"record 2: 'id' must be an integer, got 2.5"),
+         r"record 2: 'id' must be an integer .*, got 2.5"),
+        ('id in Arabic-Indic digits', lambda r: r.update(id='\u0663'),
+         r"record 2: 'id' must be an integer .*, got '\u0663'"),
+        ('id with a leading zero', lambda r: r.update(id='007'),
+         r"record 2: 'id' must be an integer .*, got '007'"),
+        ('id with an underscore', lambda r: r.update(id='1_000'),
+         r"record 2: 'id' must be an integer .*, got '1_000'"),
+        ('id negative', lambda r: r.update(id=-3),
+         r"record 2: 'id' -3 is not an integer in \[0, 2\*\*63\)"),
+        ('id beyond 64 bits', lambda r: r.update(id=2**63),
+         r"record 2: 'id' \d+ is not an integer in \[0, 2\*\*63\)"),
+        ('path absolute', lambda r: r.update({path_key: '/etc/passwd'}),
+         f"record 2: '{path_key}' '/etc/passwd' leaves the image folder"),
+        ('path with ..', lambda r: r.update({path_key: 'a/../../x.jpg'}),
+         f"record 2: '{path_key}' 'a/../../x.jpg' leaves the image folder"),
         ('path not a string', lambda r: r.update({path_key: 3}),
          f"record 2: '{path_key}' must be a non-empty path string, got 3"),
         ('record not an object', lambda r: r.clear(),
@@ -165,7 +179,8 @@ def test_unreadable_image_found_at_build_time(tmp_path, kind, content):
     with open(osp.join(root, 'imgs', victim[kind[2]]), 'wb') as f:
         f.write(content)
     with pytest.raises(AnnotationError,
-                       match=r'record 0: image .* is not a readable image'):
+                       match=r'record 0: image .* (is not a readable image'
+                       r'|is empty \(0 bytes\))'):
         build(kind, root)
     # check_images='none' defers the failure to the loading transform
     assert len(build(kind, root, check_images='none')) == 10

@@ -6,6 +6,7 @@ import pytest
 from conftest import cuhk_records, write_cuhk_like
 
 from mmtpr.registry import DATASETS
+from mmtpr.utils.errors import DataError, MissingFileError
 
 TEST_PIPELINE = [
     dict(type='LoadPersonImage'),
@@ -66,10 +67,11 @@ def test_images_broken_after_build_fail_naming_the_file(cuhk_root):
     broken = dataset.get_data_info(0)['img_path']
     with open(broken, 'wb') as f:
         f.write(b'this is not a jpeg')
-    with pytest.raises(ValueError, match=f"cannot read image '{broken}'"):
+    with pytest.raises(DataError,
+                       match=f"'{broken}' is not a readable image"):
         dataset[0]
     missing = dataset.get_data_info(1)['img_path']
     os.remove(missing)
-    with pytest.raises(FileNotFoundError,
-                       match=f"image file '{missing}' does not exist"):
+    with pytest.raises(MissingFileError,
+                       match=f"image '{missing}' does not exist"):
         dataset[1]

@@ -93,5 +93,11 @@ def test_pack_inputs_layout():
     assert sample.captions == ['a man', 'a person']
     assert sample.img_path == 'a.jpg'
     assert 'ignored' not in sample
-    with pytest.raises(KeyError, match="needs 'text'"):
-        pack(dict(img=img))
+    # one modality alone: a gallery image, or a query's captions
+    alone = pack(dict(img=img, img_path='b.jpg'))
+    assert 'texts' not in alone and tuple(alone['inputs'].shape) == (3, 8, 4)
+    assert 'num_captions' not in alone['data_samples']
+    texts = pack(dict(text=np.ones((1, 77), dtype=np.int64), domain=1))
+    assert 'inputs' not in texts and texts['data_samples'].domain == 1
+    with pytest.raises(KeyError, match="needs 'img' or 'text'"):
+        pack(dict(pid=1))

@@ -1,12 +1,12 @@
-"""Mixed precision: mmtpr's AmpOptimWrapper (CPU bfloat16, CUDA bfloat16 or
-float16 with loss scaling) and frozen weights stored in half precision."""
+"""Mixed precision: mmtpr's AutocastOptimWrapper (CPU bfloat16, CUDA
+bfloat16 or float16 with loss scaling) and frozen weights stored in half
+precision."""
 import pytest
 import torch
 import torch.nn as nn
-from conftest import TINY_CLIP, tiny_cfg
-from mmengine.runner import Runner
+from conftest import TINY_CLIP, build_runner, tiny_cfg
 
-from mmtpr.engine import AmpOptimWrapper, resolve_amp_dtype
+from mmtpr.engine import AutocastOptimWrapper, resolve_amp_dtype
 from mmtpr.registry import MODELS, OPTIM_WRAPPERS
 
 UP_PERSON = [dict(type='ScaledPrefix', length=4), dict(type='KVLoRA', rank=4),
@@ -29,14 +29,14 @@ def test_dtype_resolution():
 
 
 def test_cpu_wrapper_from_the_registry_steps_with_autocast():
-    """The config name 'AmpOptimWrapper' resolves to mmtpr's wrapper, which
-    works on the CPU (MMEngine's refuses it): bfloat16 autocast, no loss
-    scaler, float32 master weights."""
-    assert OPTIM_WRAPPERS.get('AmpOptimWrapper') is AmpOptimWrapper
+    """The config name 'AutocastOptimWrapper' resolves to mmtpr's wrapper,
+    which works on the CPU (MMEngine's AmpOptimWrapper refuses it):
+    bfloat16 autocast, no loss scaler, float32 master weights."""
+    assert OPTIM_WRAPPERS.get('AutocastOptimWrapper') is AutocastOptimWrapper
     torch.manual_seed(0)
     model = nn.Linear(8, 4)
     wrapper = OPTIM_WRAPPERS.build(
-        dict(type='AmpOptimWrapper',
+        dict(type='AutocastOptimWrapper',
              optimizer=torch.optim.SGD(model.parameters(), lr=0.1)))
     assert wrapper.cast_dtype == torch.bfloat16
     assert wrapper.loss_scaler is None
@@ -62,7 +62,7 @@ def test_cpu_wrapper_from_the_registry_steps_with_autocast():
 
 def test_float16_on_cpu_is_refused_clearly():
     with pytest.raises(ValueError, match='CPU supports bfloat16 only'):
-        AmpOptimWrapper(dtype='float16', optimizer=torch.optim.SGD(
+        AutocastOptimWrapper(dtype='float16', optimizer=torch.optim.SGD(
             nn.Linear(2, 2).parameters(), lr=0.1))
 
 
@@ -73,11 +73,11 @@ def test_cuda_dtype_and_loss_scaler_choice(monkeypatch, bf16_supported,
     """On CUDA, 'auto' is bfloat16 without scaling where the device supports
     it and float16 with a dynamic loss scaler elsewhere (the choice only:
     the CUDA step itself runs in the CUDA-only test below)."""
-    import mmtpr.engine.optimizers.amp_optim_wrapper as module
+    import mmtpr.engine.optimizers.autocast_optim_wrapper as module
     monkeypatch.setattr(module, 'get_device', lambda: 'cuda')
     monkeypatch.setattr(torch.cuda, 'is_bf16_supported',
                         lambda *a, **k: bf16_supported)
-    wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(
+    wrapper = AutocastOptimWrapper(optimizer=torch.optim.SGD(
         nn.Linear(2, 2).parameters(), lr=0.1))
     assert (wrapper.device_type, wrapper.cast_dtype) == ('cuda', dtype)
     assert (wrapper.loss_scaler is not None) == scaled
@@ -89,7 +89,7 @@ def test_cuda_dtype_and_loss_scaler_choice(monkeypatch, bf16_supported,
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_float16_on_cuda_scales_the_loss():
     model = nn.Linear(8, 4).cuda()
-    wrapper = AmpOptimWrapper(
+    wrapper = AutocastOptimWrapper(
         dtype='float16',
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
     assert wrapper.loss_scaler is not None
@@ -103,7 +103,10 @@ def stored_in_half(name, param):
     """Which parameters frozen_dtype stores in half: the frozen weight
     matrices, not the embedding tables."""
     return (not param.requires_grad and param.dim() >= 2
-            and 'embedding' not in name)
+            and 'embedding' not in name
+            # open_clip reads the text tower's input dtype from this one
+            and not name.endswith('clip.transformer.resblocks.0.mlp.c_fc.'
+                                  'weight'))
 
 
 def build_retriever(petl, frozen_dtype=None):
@@ -131,12 +134,15 @@ def test_frozen_weights_in_bfloat16(petl):
     # the weight matrices are half, the rest (the residual stream's
     # inputs: embeddings, norms, biases) float32
     for name in ('visual.conv1.weight', 'visual.proj', 'text_projection',
-                 'transformer.resblocks.0.mlp.c_fc.weight',
+                 'transformer.resblocks.1.mlp.c_fc.weight',
                  'visual.transformer.resblocks.1.attn.in_proj_weight'):
         assert named[clip + name].dtype == torch.bfloat16, name
+    # the text tower's first c_fc weight stays float32: open_clip casts the
+    # text input embeddings to its dtype (no method of open_clip patched)
     for name in ('token_embedding.weight', 'positional_embedding',
                  'visual.positional_embedding', 'visual.class_embedding',
-                 'ln_final.weight', 'transformer.resblocks.0.mlp.c_fc.bias'):
+                 'ln_final.weight', 'transformer.resblocks.0.mlp.c_fc.bias',
+                 'transformer.resblocks.0.mlp.c_fc.weight'):
         assert named[clip + name].dtype == torch.float32, name
     halved = [p for n, p in named.items() if stored_in_half(n, p)]
     assert halved and all(p.dtype == torch.bfloat16 for p in halved)
@@ -192,17 +198,17 @@ def test_runner_trains_and_evaluates_with_amp(tmp_path, petl, frozen_dtype):
     float32 trainable weights, with frozen CLIP weights in bfloat16 or
     float32."""
     cfg = tiny_cfg(tmp_path / 'work', str(tmp_path / 'synth'), max_epochs=1)
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.type = 'AutocastOptimWrapper'
     cfg.model.backbone.petl = petl
     cfg.model.backbone.update(freeze=True, frozen_dtype=frozen_dtype)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     seen = []
     block = runner.model.backbone.clip.visual.transformer.resblocks[0]
     block.register_forward_hook(
         lambda module, args, out: seen.append(
             (module.training, torch.is_autocast_enabled('cpu'))))
     runner.train()
-    assert isinstance(runner.optim_wrapper, AmpOptimWrapper)
+    assert isinstance(runner.optim_wrapper, AutocastOptimWrapper)
     assert (True, True) in seen  # training forward under autocast
     if frozen_dtype is not None:  # evaluation: the backbone's own autocast
         assert (False, True) in seen

@@ -9,9 +9,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn as nn
-from conftest import tiny_cfg
+from conftest import build_runner, tiny_cfg
 from mmengine.logging import MessageHub
-from mmengine.runner import Runner
 
 from mmtpr.engine.hooks import LoadBalanceLossHook
 from mmtpr.models.losses.load_balance_loss import LoadBalanceLoss
@@ -262,7 +261,7 @@ def test_bad_schedules(schedule, match):
 
 
 def test_bad_arguments():
-    with pytest.raises(TypeError, match='None or a dict'):
+    with pytest.raises(ValueError, match='None or a dict'):
         LoadBalanceLossHook(weight_schedule='linear')
     with pytest.raises(ValueError, match='interval'):
         LoadBalanceLossHook(interval=0)
@@ -390,7 +389,7 @@ def test_runner_integration(tmp_path):
         type='LoadBalanceLossHook', interval=1,
         weight_schedule=dict(type='linear', start=0.0, end=0.5,
                              end_iter=2))]
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     hooks = [h for h in runner.hooks if isinstance(h, LoadBalanceLossHook)]
     assert len(hooks) == 1 and HOOKS.get('LoadBalanceLossHook') is \
         LoadBalanceLossHook

@@ -9,18 +9,19 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn as nn
+from conftest import build_runner
 from helpers.resume_cfg import UP_PERSON, resume_cfg
-from mmengine.runner import Runner
 
-import mmtpr.utils.petl_checkpoint as ckpt_io
+import mmtpr.models.petl.checkpoint as ckpt_io
 from mmtpr.engine.hooks import PETLCheckpointHook
 from mmtpr.models.backbones.open_clip_backbone import OpenCLIPBackbone
-from mmtpr.registry import MODELS
-from mmtpr.utils.petl_checkpoint import (
+from mmtpr.models.petl.checkpoint import (
     check_petl_checkpoint,
     load_petl_checkpoint,
     petl_state_dict_keys,
 )
+from mmtpr.registry import MODELS
+from mmtpr.utils.checkpoint import load_checkpoint_file
 
 DM_ADAPTER = [dict(type='MixtureOfAdapters', num_experts=4, top_k=2,
                    reduction=4, scales=dict(visual=1.0, text=1.0))]
@@ -46,7 +47,7 @@ def trained(tmp_path_factory):
     clip = OpenCLIPBackbone(model_cfg=cfg.model.backbone.model_cfg,
                             image_size=cfg.model.backbone.image_size)
     torch.save(clip.clip.state_dict(), str(base / 'tiny_clip.pth'))
-    runner = Runner.from_cfg(cfg_for(base, 'train'))
+    runner = build_runner(cfg_for(base, 'train'))
     runner.train()
     checkpoint = osp.join(str(base / 'train'), 'epoch_1.pth')
     return runner, checkpoint, base
@@ -54,7 +55,7 @@ def trained(tmp_path_factory):
 
 def test_the_checkpoint_holds_only_the_trainable_state(trained):
     runner, path, _ = trained
-    checkpoint = torch.load(path, weights_only=True)
+    checkpoint = load_checkpoint_file(path)
     trainable = [n for n, p in runner.model.named_parameters()
                  if p.requires_grad]
     state_dict = checkpoint['state_dict']
@@ -82,7 +83,7 @@ def test_load_from_over_the_pretrained_clip_gives_the_trained_model(
     # file would differ
     cfg = cfg_for(base, 'load', load_from=path,
                   randomness=dict(seed=123))
-    loaded = Runner.from_cfg(cfg)
+    loaded = build_runner(cfg)
     metrics = loaded.test()
     expected = loaded.model.state_dict()
     for key, value in runner.model.state_dict().items():
@@ -119,10 +120,26 @@ def test_another_lora_rank_is_refused_by_load_from(trained):
             for t in UP_PERSON]
     cfg = cfg_for(base, 'rank8', load_from=path)
     cfg.model.backbone.petl = petl
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
+    # the model recorded in the checkpoint names the difference
     with pytest.raises(
             ValueError,
-            match=r"PETL-only checkpoint '.*epoch_1.pth' does not match the "
+            match=r"cannot load '.*epoch_1.pth': it was saved from another "
+            r'model config .*\(backbone\.petl\[1\]\.rank: 4 in the '
+            r'checkpoint, 8 in the config\)'):
+        runner.test()
+    # without that record (e.g. a checkpoint of an older version), the
+    # tensors' shapes do
+    checkpoint = load_checkpoint_file(path)
+    del checkpoint['meta']['mmtpr_model']
+    stripped = str(base / 'no_record.pth')
+    torch.save(checkpoint, stripped)
+    cfg = cfg_for(base, 'rank8b', load_from=stripped)
+    cfg.model.backbone.petl = petl
+    runner = build_runner(cfg)
+    with pytest.raises(
+            ValueError,
+            match=r"PETL-only checkpoint '.*no_record.pth' does not match the "
             r'PETL setup of the model \(43 tensors in the checkpoint, 43 '
             r'trainable/PETL tensors in the model\): 8 key\(s\) of another '
             r'shape \(checkpoint vs model\): backbone\.clip\.visual\.'
@@ -137,7 +154,7 @@ def test_another_technique_is_refused_with_the_keys(trained):
     cfg = cfg_for(base, 'dm')
     cfg.model.backbone.petl = DM_ADAPTER
     model = MODELS.build(cfg.model)
-    state_dict = torch.load(path, weights_only=True)['state_dict']
+    state_dict = load_checkpoint_file(path)['state_dict']
     expected = petl_state_dict_keys(model)
     with pytest.raises(ValueError) as info:
         check_petl_checkpoint(model, state_dict)

@@ -8,9 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_cfg
+from conftest import build_runner, tiny_cfg
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 from mmtpr.engine.hooks import RandomStateHook
 from mmtpr.engine.hooks.random_state_hook import (
@@ -159,7 +158,7 @@ def test_every_config_has_the_checkpoint_hooks(config, petl_only):
 def test_configs_with_custom_hooks_keep_the_hooks(tmp_path):
     cfg = tiny_cfg(tmp_path / 'w', str(tmp_path / 'synth'),
                    custom_hooks=[dict(type='LoadBalanceLossHook')])
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     names = [type(hook).__name__ for hook in runner.hooks]
     assert {'RandomStateHook', 'PETLCheckpointHook',
             'LoadBalanceLossHook'} <= set(names)

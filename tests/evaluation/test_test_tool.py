@@ -9,10 +9,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_cfg
+from conftest import build_runner, tiny_cfg
 from mmengine.config import Config
 from mmengine.fileio import load
-from mmengine.runner import Runner
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'test.py')
@@ -38,7 +37,7 @@ def setup(tmp_path_factory):
     config = str(base / 'tiny.py')
     cfg.dump(config)
     torch.manual_seed(0)
-    model = Runner.from_cfg(cfg).model
+    model = build_runner(cfg).model
     ckpt = str(base / 'model.pth')
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
     return config, ckpt, base

@@ -388,7 +388,7 @@ def test_default_keep_topk_is_the_largest_cutoff(tmp_path):
 
 
 def test_out_file_write_is_atomic(tmp_path, monkeypatch):
-    import mmtpr.utils.checkpoint as module
+    import mmtpr.utils.fileio as module
 
     image_feats, text_feats = make_features()
     out_file = tmp_path / 'results.pkl'

@@ -8,12 +8,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from conftest import TINY_CLIP
 
-from mmtpr.models.backbones.open_clip_backbone import (
-    OpenCLIPBackbone,
-    is_torchscript_archive,
-    load_clip_state_dict,
-)
+from mmtpr.models.backbones.clip_weights import load_clip_state_dict
+from mmtpr.models.backbones.open_clip_backbone import OpenCLIPBackbone
 from mmtpr.registry import MODELS
+from mmtpr.utils.checkpoint import is_torchscript_archive
+from mmtpr.utils.errors import CheckpointError, ConfigError
 
 
 def tiny(**kwargs):
@@ -122,8 +121,10 @@ def test_torchscript_archive_loads_with_quick_gelu_and_resized_pos_embed(
     path = str(tmp_path / 'ViT-tiny.pt')
     _save_torchscript_archive(source, path, input_resolution=64)
     assert is_torchscript_archive(path)
-    state = load_clip_state_dict(path)
+    weights = load_clip_state_dict(path)
+    state = weights.state_dict
     assert 'input_resolution' not in state and 'vocab_size' not in state
+    assert weights.activation == 'quick_gelu'
 
     # Load into 128x32 (an 8x2 grid); QuickGELU is chosen automatically.
     backbone = tiny(pretrained=path, image_size=(128, 32))
@@ -173,7 +174,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     cfg = copy.deepcopy(TINY_CLIP)
     cfg['vision_cfg']['layers'] = 3
     torch.save(tiny(model_cfg=cfg).clip.state_dict(), path)
-    with pytest.raises(KeyError, match='unexpected'):
+    with pytest.raises(CheckpointError, match='unexpected'):
         tiny(pretrained=path)
 
 
@@ -191,7 +192,8 @@ def test_unknown_tag_and_model_are_clear_errors():
     with pytest.raises(ValueError, match="open_clip pretrained tag of "
                        "'ViT-B-16'.*openai"):
         OpenCLIPBackbone('ViT-B-16', pretrained='no-such-tag')
-    with pytest.raises(KeyError, match="unknown open_clip model 'ViT-Nope'"):
+    with pytest.raises(ConfigError,
+                       match="unknown open_clip model 'ViT-Nope'"):
         OpenCLIPBackbone('ViT-Nope')
 
 

@@ -45,8 +45,12 @@ def test_preprocessor_normalises_converts_bgr_and_counts_captions():
     bgr = data['inputs'][1].float()
     r = (bgr[2] - CLIP_MEAN[0]) / CLIP_STD[0]
     assert torch.allclose(out['images'][1, 0], r)
-    with pytest.raises(KeyError, match="batch has no 'texts'"):
-        pre(dict(inputs=data['inputs']))
+    # a gallery batch has images only, a query batch captions only
+    images_only = pre(dict(inputs=data['inputs']))
+    assert images_only['texts'] is None and torch.equal(
+        images_only['images'], out['images'])
+    with pytest.raises(KeyError, match='neither inputs nor texts'):
+        pre(dict(data_samples=[]))
 
 
 def test_random_erasing_fills_a_box_with_the_value_after_normalisation():

@@ -110,8 +110,16 @@ def test_domain_prompts_shift_the_logits_per_sample():
         expected = (1 - moa.alpha) * u[b] @ moa.input_gate.t() + \
             moa.alpha * moa.domain_prompts[dom] @ moa.task_gate.t()
         assert torch.allclose(logits[b], expected, atol=1e-6)
-    with pytest.raises(ValueError, match='domain index 3 out of range'):
-        moa.set_context(domains=torch.tensor([3]))
+    # the backbone checks the range once per batch, for all its routers
+    from mmtpr.models.backbones import OpenCLIPBackbone
+    from mmtpr.utils.errors import ConfigError
+    backbone = OpenCLIPBackbone(model_cfg=TINY_CLIP, image_size=(32, 16),
+                                petl=[dict(type='MixtureOfAdapters',
+                                           num_experts=4, num_domains=3)])
+    assert backbone.num_domains == 3
+    with pytest.raises(ConfigError, match='domain index 3 out of range'):
+        backbone.encode_image(torch.randn(1, 3, 32, 16),
+                              domains=torch.tensor([3]))
 
 
 def test_router_gets_gradients_from_experts_and_balance_loss():

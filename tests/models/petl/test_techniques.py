@@ -205,7 +205,7 @@ def test_errors_for_double_injection_and_unknown_technique():
                        match='KVLoRA is already applied to visual block 0'):
         MODELS.build(dict(cfg, petl=[dict(type='KVLoRA'),
                                      dict(type='KVLoRA')]))
-    with pytest.raises(KeyError, match="unknown PETL technique 'LoRA'"):
+    with pytest.raises(ValueError, match="unknown PETL technique 'LoRA'"):
         MODELS.build(dict(cfg, petl=[dict(type='LoRA')]))
     with pytest.raises(ValueError, match="unknown tower 'vision'"):
         MODELS.build(dict(cfg, petl=[dict(type='KVLoRA',
