@@ -27,9 +27,10 @@ model = dict(
     data_preprocessor=dict(type='TPRDataPreprocessor', to_rgb=True),
 )
 
+# generate=True: written to data_root on first use (and checked on reuse).
 synth = dict(type='SynthPedes', data_root='data/synth_pedes_source',
              num_ids=(400, 50, 50), images_per_id=4, image_size=(192, 64),
-             seed=1)
+             seed=1, generate=True)
 train_pipeline = [
     dict(type='LoadPersonImage'),
     dict(type='Resize', scale=(image_size[1], image_size[0]),

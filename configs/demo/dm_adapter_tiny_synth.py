@@ -22,7 +22,7 @@ model = dict(
 
 synth = dict(type='SynthPedes', data_root='data/synth_pedes_lowres',
              num_ids=(400, 50, 50), images_per_id=4, image_size=(96, 32),
-             seed=0)
+             seed=0, generate=True)
 train_dataloader = dict(dataset=dict(**synth, split='train'))
 val_dataloader = dict(dataset=dict(**synth, split='val'))
 test_dataloader = dict(dataset=dict(**synth, split='test'))

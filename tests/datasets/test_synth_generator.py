@@ -137,6 +137,9 @@ def test_split_sizes_match_args_and_stats(dataset):
     assert meta['captions_per_image'] == cpi
     assert meta['image_size'] == list(ARGS['image_size'])
     assert meta['seed'] == ARGS['seed']
+    assert meta['caption_style'] == 'standard'
+    assert meta['camera'] == dict(scale=1.0, color_cast=[0, 0, 0], blur=0.0,
+                                  back_view_prob=0.4)
     assert meta['stats'] == stats
     with open(os.path.join(root, SYNTH_META_FILE)) as f:
         assert json.load(f) == meta
@@ -149,6 +152,12 @@ def test_meta_matches(dataset):
     assert synth_meta_matches(root, **{**args, 'num_ids': [8, 3, 3]})
     assert not synth_meta_matches(root, **{**args, 'seed': 4})
     assert not synth_meta_matches(root, **{**args, 'image_size': (64, 48)})
+    assert synth_meta_matches(root, **args, caption_style='standard',
+                              camera=dict(blur=0))
+    assert not synth_meta_matches(root, **args, caption_style='terse')
+    assert not synth_meta_matches(root, **args, camera='cctv')
+    assert not synth_meta_matches(root, **args,
+                                  camera=dict(back_view_prob=0.5))
     assert not synth_meta_matches(os.path.join(root, 'imgs'), **args)
     assert read_synth_meta(os.path.join(root, 'imgs')) is None
 
@@ -317,6 +326,20 @@ def test_out_dir_appearing_meanwhile(tmp_path, monkeypatch):
     (dict(image_size=(32, 15)), 'image_size'),
     (dict(image_size=(64,)), 'image_size'),
     (dict(seed=-1), 'seed'),
+    (dict(caption_style='poetic'), 'caption_style must be one of'),
+    (dict(caption_style=None), 'caption_style'),
+    (dict(camera='webcam'), "camera must be one of.*'streetlight'"),
+    (dict(camera=0.5), 'camera must be a preset name or a dict'),
+    (dict(camera=dict(zoom=2)), r"unknown camera factors \['zoom'\]"),
+    (dict(camera=dict(scale=0)), r'camera scale must be a number in \(0'),
+    (dict(camera=dict(scale=1.5)), 'camera scale'),
+    (dict(camera=dict(blur=-1)), 'camera blur must be a finite number'),
+    (dict(camera=dict(blur=float('inf'))), 'camera blur'),
+    (dict(camera=dict(back_view_prob=1.1)), 'camera back_view_prob'),
+    (dict(camera=dict(back_view_prob=True)), 'camera back_view_prob'),
+    (dict(camera=dict(color_cast=(1, 2))), 'camera color_cast must be 3'),
+    (dict(camera=dict(color_cast=(0, 0, 300))), 'camera color_cast'),
+    (dict(camera=dict(color_cast=(0, 0, 1.5))), 'camera color_cast'),
 ])
 def test_bad_arguments(tmp_path, kwargs, match):
     out = tmp_path / 'never'

@@ -49,7 +49,8 @@ def write_dataset_config(path, data_root='unused', split='test', seed=7):
     Config(dict(test_dataloader=dict(dataset=dict(
         type='SynthPedes', data_root=data_root, split=split,
         num_ids=[12, 5, 6], images_per_id=2, image_size=[64, 32],
-        seed=seed, pipeline=[dict(type='NotATransform')])))).dump(str(path))
+        seed=seed, generate=True,
+        pipeline=[dict(type='NotATransform')])))).dump(str(path))
     return str(path)
 
 

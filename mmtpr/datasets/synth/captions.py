@@ -1,199 +1,55 @@
-"""Caption templates and tokenization of the synthetic dataset.
+"""Captions of the synthetic dataset, in one of several annotator styles.
 
-Every caption names the attributes of an identity in one of several
-sentence templates, with synonyms from
-:mod:`mmtpr.datasets.synth.vocabulary` drawn anew for every caption.
+Real TPR datasets differ in how their annotators write as much as in their
+cameras: CUHK-PEDES captions average 23 words, ICFG-PEDES captions 37,
+with other vocabulary and word order. A caption style imitates one such
+annotator; every style names every attribute of the identity, so the
+attributes stay recoverable from any caption. The styles
+(``CAPTION_STYLES``):
+
+- ``'standard'`` (:mod:`.style_standard`): full sentences of 15 to 45
+  words, gender and hair usually first. The default, and the only style of
+  SynthPedes before styles existed.
+- ``'terse'`` (:mod:`.style_terse`): keyword lists and short clauses of 8
+  to 24 words without articles, ``male`` / ``female``, British ``grey``,
+  often shoes and bag first and gender last.
+- ``'detailed'`` (:mod:`.style_detailed`): long descriptions of 28 to 55
+  words that name the view point and visible garment details (buttons,
+  hems, hood), other garment and colour words (``crimson``, ``cobalt``,
+  ``trainers``, ``chinos``), and start from the feet or the bag and name
+  the gender last. About 60 CLIP BPE tokens on average: all fit CLIP's
+  context length of 77, but a fifth exceed 64 (the demo configs' value),
+  where truncation would cut off the gender.
 """
-import re
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .attributes import _choice
-from .vocabulary import (
-    _BAG_IS,
-    _BAG_NP,
-    _HAT_NP,
-    _LOWER_WORDS,
-    _NOUNS,
-    _POSE_WORDS,
-    _PRONOUNS,
-    _SHOE_WORDS,
-    _UPPER_WORDS,
-)
+from .style_detailed import DETAILED
+from .style_standard import CAPTION_TEMPLATES, STANDARD
+from .style_terse import TERSE
+from .text import CaptionStyle, tokenize
 
-_MIN_WORDS, _MAX_WORDS = 15, 45
-_TOKEN_RE = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+CAPTION_STYLES: Dict[str, CaptionStyle] = {
+    'standard': STANDARD,
+    'terse': TERSE,
+    'detailed': DETAILED,
+}
+
+__all__ = ['CAPTION_STYLES', 'CAPTION_TEMPLATES', 'tokenize']
 
 
-def tokenize(caption: str) -> List[str]:
-    """Split a caption into lower-cased word tokens, without punctuation.
-
-    Hyphenated words such as ``t-shirt`` stay one token, as in the
-    ``processed_tokens`` field of CUHK-PEDES.
-
-    Args:
-        caption (str): An English sentence.
-
-    Returns:
-        list[str]: The word tokens.
-    """
-    return _TOKEN_RE.findall(caption.lower())
-
-
-# ---------------------------------------------------------------------------
-# Captions
-# ---------------------------------------------------------------------------
-def _article(phrase: str) -> str:
-    return ('an ' if phrase[0] in 'aeiou' else 'a ') + phrase
-
-
-def _cap(text: str) -> str:
-    return text[0].upper() + text[1:]
-
-
-def _join(items: Sequence[str]) -> str:
-    """Join phrases as an English list: ``a, b and c``."""
-    items = [i for i in items if i]
-    if len(items) <= 1:
-        return ''.join(items)
-    return ', '.join(items[:-1]) + ' and ' + items[-1]
-
-
-def _caption_phrases(rng: np.random.Generator, attrs: Dict[str, Any],
-                     pose: str) -> Dict[str, Optional[str]]:
-    """Choose the surface form of every attribute for one caption."""
-    gender = attrs['gender']
-    pron, poss = _PRONOUNS[gender]
-    upper_word = _choice(rng, _UPPER_WORDS[attrs['upper']])
-    lower_word, plural = _choice(rng, _LOWER_WORDS[attrs['lower']])
-    lower = f"{attrs['lower_color']} {lower_word}"
-    if not plural:
-        lower = _article(lower)
-    elif rng.random() < 0.3:
-        lower = 'a pair of ' + lower
-    shoes = f"{attrs['shoes_color']} {_choice(rng, _SHOE_WORDS)}"
-    if rng.random() < 0.3:
-        shoes = 'a pair of ' + shoes
-    bag, hat = attrs['bag'], attrs['hat']
-    bag_is = bag_np = hat_np = None
-    if bag != 'none':
-        # '{ac}' is the colour with its article: 'an orange', 'a red'.
-        fmt = {'ac': _article(attrs['bag_color']), 'poss': poss}
-        bag_is = _choice(rng, _BAG_IS[bag]).format(**fmt)
-        bag_np = _choice(rng, _BAG_NP[bag]).format(**fmt)
-    if hat != 'none':
-        hat_np = _choice(rng, _HAT_NP[hat]).format(
-            ac=_article(attrs['hat_color']))
-    return {
-        'noun': _choice(rng, _NOUNS[gender]),
-        'pron': pron,
-        'poss': poss,
-        'hair': f"{attrs['hair_length']} {attrs['hair_color']} hair",
-        'hair_len': attrs['hair_length'],
-        'hair_col': attrs['hair_color'],
-        'upper': _article(f"{attrs['upper_color']} {upper_word}"),
-        'upper_word': upper_word,
-        'upper_col': attrs['upper_color'],
-        'lower': lower,
-        'shoes': shoes,
-        'bag_is': bag_is,
-        'bag_np': bag_np,
-        'hat_np': hat_np,
-        'pose': _choice(rng, _POSE_WORDS[pose]),
-    }
-
-
-def _extras(p: Dict[str, Optional[str]]) -> str:
-    """A closing sentence for the bag and the hat, if any."""
-    parts = [p['bag_is']]
-    if p['hat_np']:
-        parts.append('wearing ' + p['hat_np'])
-    parts = [x for x in parts if x]
-    if not parts:
-        return ''
-    return f" {_cap(p['pron'])} is {' and '.join(parts)}."
-
-
-# Each template returns one caption; they differ in sentence structure and
-# in the order in which the attributes are mentioned.
-def _t_with_hair_first(p):
-    return (f"{_cap(_article(p['noun']))} with {p['hair']} is wearing "
-            f"{p['upper']}, {p['lower']} and {p['shoes']}." + _extras(p))
-
-
-def _t_this_person(p):
-    text = (f"This {p['noun']} has {p['hair']}. {_cap(p['pron'])} wears "
-            f"{p['upper']} with {p['lower']} and {p['shoes']}")
-    if p['bag_is']:
-        text += f", and is {p['bag_is']}"
-    text += '.'
-    if p['hat_np']:
-        text += f" On {p['poss']} head is {p['hat_np']}."
-    return text
-
-
-def _t_garments_first(p):
-    text = (f"{_cap(p['upper'])} and {p['lower']} are worn by "
-            f"{_article(p['noun'])} with {p['hair']} and {p['shoes']}.")
-    if p['bag_is']:
-        text += f" The {p['noun']} is {p['bag_is']}."
-    if p['hat_np']:
-        text += f" {_cap(p['pron'])} also has {p['hat_np']} on."
-    return text
-
-
-def _t_pose(p):
-    return (f"{p['pose']}, {_article(p['noun'])} walks in {p['upper']} "
-            f"and {p['lower']}. {_cap(p['poss'])} hair is {p['hair_len']} "
-            f"and {p['hair_col']}, and {p['pron']} has {p['shoes']} on."
-            + _extras(p))
-
-
-def _t_picture_list(p):
-    text = (f"The {p['noun']} in this picture is wearing "
-            f"{_join([p['hat_np'], p['upper'], p['lower'], p['shoes']])}. "
-            f"{_cap(p['pron'])} has {p['hair']}")
-    if p['bag_is']:
-        text += f" and is {p['bag_is']}"
-    return text + '.'
-
-
-def _t_dressed_fragment(p):
-    return (f"{_cap(_article(p['noun']))} dressed in {p['upper']} and "
-            f"{p['lower']}, with "
-            f"{_join([p['hair'], p['shoes'], p['hat_np'], p['bag_np']])}.")
-
-
-def _t_colour_after(p):
-    text = (f"{_cap(p['pron'])} is {_article(p['noun'])} with {p['hair']}. "
-            f"{_cap(p['pron'])} is dressed in {_article(p['upper_word'])} "
-            f"in {p['upper_col']}, {p['lower']} and {p['shoes']}.")
-    if p['bag_is']:
-        text += f" {_cap(p['pron'])} is {p['bag_is']}."
-    if p['hat_np']:
-        text += f" {_cap(p['pron'])} also wears {p['hat_np']}."
-    return text
-
-
-def _t_participle_first(p):
-    text = (f"Wearing {p['upper']}, {p['lower']} and {p['shoes']}, the "
-            f"{p['noun']} has {p['hair']}.")
-    if p['bag_is']:
-        text += f" {_cap(p['pron'])} is {p['bag_is']}."
-    if p['hat_np']:
-        text += f" {_cap(p['hat_np'])} covers {p['poss']} head."
-    return text
-
-
-CAPTION_TEMPLATES: Tuple[Callable[[Dict[str, Optional[str]]], str], ...] = (
-    _t_with_hair_first, _t_this_person, _t_garments_first, _t_pose,
-    _t_picture_list, _t_dressed_fragment, _t_colour_after,
-    _t_participle_first)
+def _check_caption_style(caption_style: Any) -> str:
+    if not isinstance(caption_style, str) or (caption_style
+                                              not in CAPTION_STYLES):
+        raise ValueError(f'caption_style must be one of '
+                         f'{sorted(CAPTION_STYLES)}, got {caption_style!r}')
+    return caption_style
 
 
 def _make_captions(rng: np.random.Generator, attrs: Dict[str, Any],
-                  pose: str, num: int) -> List[str]:
+                   pose: str, num: int,
+                   style: str = 'standard') -> List[str]:
     """Write ``num`` different captions describing one image.
 
     Templates are drawn without replacement, so the captions of one image
@@ -206,10 +62,14 @@ def _make_captions(rng: np.random.Generator, attrs: Dict[str, Any],
             ``synth_attributes.json``.
         pose (str): ``'front'`` or ``'back'``.
         num (int): Number of captions.
+        style (str): A key of ``CAPTION_STYLES``. Defaults to 'standard'.
 
     Returns:
-        list[str]: Captions of 15 to 45 words each.
+        list[str]: Captions whose lengths lie in the style's word range
+        (15 to 45 words for 'standard').
     """
+    spec = CAPTION_STYLES[style]
+    templates = spec.templates
     captions: List[str] = []
     fallback: Optional[str] = None
     order: List[int] = []
@@ -217,15 +77,15 @@ def _make_captions(rng: np.random.Generator, attrs: Dict[str, Any],
         if len(captions) == num:
             break
         if not order:
-            order = [int(i) for i in rng.permutation(len(CAPTION_TEMPLATES))]
-        template = CAPTION_TEMPLATES[order.pop()]
-        text = template(_caption_phrases(rng, attrs, pose))
-        if attrs['bag'] == 'none' and rng.random() < 0.25:
-            # Negative statements appear in real annotations too.
-            text += f" {_cap(_PRONOUNS[attrs['gender']][0])} carries no bag."
+            order = [int(i) for i in rng.permutation(len(templates))]
+        template = templates[order.pop()]
+        text = template(spec.phrases(rng, attrs, pose))
+        if (spec.no_bag is not None and attrs['bag'] == 'none'
+                and rng.random() < 0.25):
+            text += spec.no_bag(attrs)
         if text in captions:
             continue
-        if _MIN_WORDS <= len(tokenize(text)) <= _MAX_WORDS:
+        if spec.min_words <= len(tokenize(text)) <= spec.max_words:
             captions.append(text)
         elif fallback is None:
             fallback = text

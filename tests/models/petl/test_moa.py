@@ -190,7 +190,7 @@ def test_two_domains_from_concatenated_datasets(tmp_path):
                 dict(type='Resize', scale=(32, 64), keep_ratio=False),
                 dict(type='TokenizeCaption'), dict(type='PackTPRInputs')]
     synth = dict(type='SynthPedes', num_ids=(3, 1, 1), images_per_id=1,
-                 image_size=(64, 32), pipeline=pipeline)
+                 image_size=(64, 32), generate=True, pipeline=pipeline)
     concat = DATASETS.build(dict(
         type='ConcatDataset',
         ignore_keys=['num_pids', 'num_images', 'num_captions'],
