@@ -95,6 +95,15 @@ class SynthPedes(CUHKPEDES):
                             **self.generation_args)
         super().__init__(data_root=data_root, split=split, **kwargs)
 
+    @classmethod
+    def check_files(cls, dataset_cfg: dict) -> None:
+        """As :meth:`BaseTPRDataset.check_files`, except that a missing
+        ``data_root`` is fine when the config asks to generate it there."""
+        root = dataset_cfg.get('data_root') or ''
+        if dataset_cfg.get('generate') and not osp.exists(root):
+            return
+        super().check_files(dataset_cfg)
+
 
 def prepare_synth_pedes(data_root: str,
                         generate: bool = False,

@@ -13,6 +13,8 @@ from conftest import build_runner, tiny_cfg
 from mmengine.config import Config
 from mmengine.fileio import load
 
+from mmtpr.datasets import prepare_synth_pedes
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'test.py')
 
@@ -92,6 +94,14 @@ def test_dataset_file_data_root_and_split(setup, tool, tmp_path, capsys):
     dataset_config = write_dataset_config(tmp_path / 'other_dataset.py')
     data_root = str(tmp_path / 'other_synth')
     out_file = tmp_path / 'other.pkl'
+    # a data root given on the command line must hold the data: a mistyped
+    # one is refused, nothing is generated there
+    with pytest.raises(FileNotFoundError, match=f"'{data_root}'"):
+        tool.main([config, ckpt, '--work-dir', str(tmp_path / 'w'),
+                   '--dataset', dataset_config, '--data-root', data_root])
+    assert not os.path.exists(data_root)
+    prepare_synth_pedes(data_root, generate=True, num_ids=[12, 5, 6],
+                        images_per_id=2, image_size=[64, 32], seed=7)
     metrics = tool.main([config, ckpt, '--work-dir', str(tmp_path / 'w'),
                          '--dataset', dataset_config, '--data-root',
                          data_root, '--split', 'val', '--out',
