@@ -33,12 +33,21 @@ def dense_reference(moa, x):
 
 
 @pytest.mark.parametrize('experts, k', [(6, 2), (4, 1), (3, 3)])
-def test_grouped_dispatch_equals_dense_reference(experts, k):
+@pytest.mark.parametrize('dispatch', ['masked', 'grouped'])
+def test_dispatch_equals_dense_reference(experts, k, dispatch):
     torch.manual_seed(0)
     moa = randomised(MixtureOfAdapters(16, experts, k, reduction=4,
-                                       scale=0.7))
-    x = torch.randn(3, 11, 16)
-    assert torch.allclose(moa(x), dense_reference(moa, x), atol=1e-5)
+                                       scale=0.7, dispatch=dispatch))
+    x = torch.randn(3, 11, 16, requires_grad=True)
+    out = moa(x)
+    assert torch.allclose(out, dense_reference(moa, x), atol=1e-5)
+    # and the same gradients for every parameter and the input
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, [x, *moa.parameters()], grad)
+    want = torch.autograd.grad(dense_reference(moa, x),
+                               [x, *moa.parameters()], grad)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_zero_output_at_init_and_init_values():
