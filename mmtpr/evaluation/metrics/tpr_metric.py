@@ -16,12 +16,12 @@ from torch import Tensor
 from mmtpr.registry import METRICS
 from mmtpr.utils.checkpoint import atomic_write_bytes
 
-from ..functional.rank import (
-    _check_chunk_size,
-    _check_has_positives,
-    _check_keep_topk,
-    _check_topk,
-    _RankAccumulator,
+from ..functional import (
+    RankAccumulator,
+    check_chunk_size,
+    check_keep_topk,
+    check_topk,
+    rank_features,
 )
 
 _FIELDS = ('image_feat', 'text_feats', 'pid')
@@ -138,7 +138,9 @@ class TPRMetric(BaseMetric):
     The embeddings need not be normalised: :meth:`compute_metrics`
     L2-normalises both sides, so the similarity is the cosine similarity.
     It is computed in float32, ``chunk_size`` queries at a time, and ranked
-    chunk by chunk, so the full (Q, G) matrix is never built.
+    chunk by chunk by :func:`mmtpr.evaluation.functional.rank_features`
+    (the core :func:`~mmtpr.evaluation.rank` uses too), so the full
+    (Q, G) matrix is never built.
 
     If ``out_file`` is set, :meth:`compute_metrics` also writes the
     per-query text-to-image results there with
@@ -214,12 +216,12 @@ class TPRMetric(BaseMetric):
             collect_device=collect_device,
             prefix=prefix,
             collect_dir=collect_dir)
-        self.topk = _check_topk(topk)
-        self.chunk_size = _check_chunk_size(chunk_size)
+        self.topk = check_topk(topk)
+        self.chunk_size = check_chunk_size(chunk_size)
         self.directions = _check_directions(directions)
         self.out_file = _check_out_file(out_file)
         self.keep_topk = (max(self.topk) if keep_topk is None else
-                          _check_keep_topk(keep_topk))
+                          check_keep_topk(keep_topk))
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Store the features and the person id of every image.
@@ -325,20 +327,17 @@ class TPRMetric(BaseMetric):
               gallery: Tensor,
               query_pids: Tensor,
               gallery_pids: Tensor,
-              keep_details: bool = False) -> _RankAccumulator:
+              keep_details: bool = False) -> RankAccumulator:
         """Rank the normalised ``gallery`` for every query, by chunks."""
-        _check_has_positives(query_pids, gallery_pids)
-        accumulator = _RankAccumulator(
+        return rank_features(
+            queries,
+            gallery,
+            query_pids,
             gallery_pids,
-            self.topk,
+            topk=self.topk,
+            chunk_size=self.chunk_size,
             keep_details=keep_details,
             keep_topk=self.keep_topk)
-        for start in range(0, queries.shape[0], self.chunk_size):
-            end = min(start + self.chunk_size, queries.shape[0])
-            similarity = queries[start:end] @ gallery.T
-            accumulator.update(
-                similarity, query_pids[start:end], offset=start)
-        return accumulator
 
     def _write_results(self, results: List[dict], metrics: Dict[str, float],
                        details: Dict[str, np.ndarray], query_pids: Tensor,
