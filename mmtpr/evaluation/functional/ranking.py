@@ -171,6 +171,13 @@ class RankAccumulator:
         return details
 
 
+def _check_1d_pids(pids: ArrayLike, name: str, what: str) -> Tensor:
+    """Check pids that set their own length (Q or G)."""
+    pids = to_tensor(pids, name)
+    # A 0-d tensor then fails as shape () instead of (1, ).
+    return check_pids(pids, name, pids.shape[0] if pids.dim() else 1, what)
+
+
 def rank_chunks(chunks: Iterable[Tensor],
                 query_pids: ArrayLike,
                 gallery_pids: ArrayLike,
@@ -207,10 +214,9 @@ def rank_chunks(chunks: Iterable[Tensor],
         ValueError: If a chunk does not have G columns, if the chunks do
             not add up to Q rows, or for the reasons of :func:`rank`.
     """
-    query_pids = check_pids(query_pids, 'query_pids', len(query_pids),
-                            'queries')
-    gallery_pids = check_pids(gallery_pids, 'gallery_pids',
-                              len(gallery_pids), 'gallery items')
+    query_pids = _check_1d_pids(query_pids, 'query_pids', 'queries')
+    gallery_pids = _check_1d_pids(gallery_pids, 'gallery_pids',
+                                  'gallery items')
     check_has_positives(query_pids, gallery_pids)
     accumulator = RankAccumulator(gallery_pids, topk, keep_details,
                                   keep_topk)
