@@ -412,3 +412,41 @@ def test_out_file_write_is_atomic(tmp_path, monkeypatch):
 def test_out_file_extension_is_checked(out_file):
     with pytest.raises(ValueError, match=r"\.json.*\.pkl"):
         TPRMetric(out_file=out_file)
+
+
+def test_out_file_is_checked_when_built(tmp_path, monkeypatch):
+    # Every check runs before any evaluation work.
+    def no_ranking(*args, **kwargs):
+        raise AssertionError('ranked')
+
+    monkeypatch.setattr('mmtpr.evaluation.metrics.tpr_metric.rank_features',
+                        no_ranking)
+    folder = tmp_path / 'results.pkl'
+    folder.mkdir()
+    with pytest.raises(ValueError, match=rf"{folder}'? is an existing "
+                       'directory'):
+        TPRMetric(out_file=str(folder))
+    a_file = tmp_path / 'file.txt'
+    a_file.write_text('')
+    for out_file in (a_file / 'r.pkl', a_file / 'deeper' / 'r.json'):
+        with pytest.raises(ValueError, match=rf"cannot write `out_file` "
+                           rf"'{out_file}'.*'{a_file}' is not a directory"):
+            TPRMetric(out_file=out_file)
+    # Missing directories are fine: the write creates them.
+    metric = TPRMetric(out_file=tmp_path / 'new' / 'dir' / 'r.pkl')
+    assert metric.out_file == str(tmp_path / 'new' / 'dir' / 'r.pkl')
+
+
+def test_out_file_in_a_read_only_directory(tmp_path, monkeypatch):
+    read_only = tmp_path / 'read_only'
+    read_only.mkdir()
+    if not hasattr(os, 'geteuid') or os.geteuid() == 0:
+        # root may write anywhere: make the access check say no.
+        monkeypatch.setattr(os, 'access', lambda path, mode: False)
+    read_only.chmod(0o555)
+    try:
+        with pytest.raises(ValueError, match=rf"'{read_only}' is not "
+                           'writable'):
+            TPRMetric(out_file=str(read_only / 'sub' / 'r.pkl'))
+    finally:
+        read_only.chmod(0o755)

@@ -1,5 +1,4 @@
 """Text-to-image retrieval metric: R@k, mAP and mINP."""
-import os
 import os.path as osp
 from numbers import Integral
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -8,26 +7,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
-from mmengine.fileio import dump
 from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from mmtpr.registry import METRICS
-from mmtpr.utils.fileio import atomic_write_bytes
 
-from ..functional.rank import (
-    _check_chunk_size,
-    _check_has_positives,
-    _check_keep_topk,
-    _check_topk,
-    _RankAccumulator,
+from ..functional import (
+    RankAccumulator,
+    check_chunk_size,
+    check_keep_topk,
+    check_topk,
+    rank_features,
 )
+from .results_file import check_out_file, out_format, write_results_file
 
 _FIELDS = ('image_feat', 'text_feats', 'pid')
 DIRECTIONS = ('t2i', 'i2t')
-# Extension of ``out_file`` -> format of mmengine.fileio.dump.
-_OUT_FORMATS = {'.pkl': 'pkl', '.pickle': 'pkl', '.json': 'json'}
 
 
 def _as_float_tensor(value: Any, name: str) -> Tensor:
@@ -67,20 +63,6 @@ def _check_directions(directions: Union[str, Sequence[str]]
     return tuple(d for d in DIRECTIONS if d in directions)
 
 
-def _check_out_file(out_file: Optional[str]) -> Optional[str]:
-    if out_file is None:
-        return None
-    if not isinstance(out_file, (str, os.PathLike)):
-        raise TypeError('TPRMetric: `out_file` must be a path, got '
-                        f'{out_file!r}.')
-    out_file = os.fspath(out_file)
-    ext = osp.splitext(out_file)[1].lower()
-    if ext not in _OUT_FORMATS:
-        raise ValueError(f'TPRMetric: `out_file` must end with one of '
-                         f'{sorted(_OUT_FORMATS)}, got {out_file!r}.')
-    return out_file
-
-
 def _sample_captions(sample: dict, num: int) -> Optional[List[str]]:
     """The caption strings of a sample (``captions`` in test mode,
     ``caption`` in training mode), or None if it carries none."""
@@ -97,15 +79,6 @@ def _sample_captions(sample: dict, num: int) -> Optional[List[str]]:
             f'TPRMetric: a data sample carries {len(captions)} captions '
             f'but {num} caption features: {captions!r}.')
     return captions
-
-
-def _write_atomically(content: dict, out_file: str) -> None:
-    """Dump ``content`` into ``out_file`` (format from its extension) so
-    that readers never see a partial file."""
-    file_format = _OUT_FORMATS[osp.splitext(out_file)[1].lower()]
-    data = dump(content, file_format=file_format)
-    atomic_write_bytes(data.encode() if isinstance(data, str) else data,
-                       out_file)
 
 
 @METRICS.register_module()
@@ -138,7 +111,9 @@ class TPRMetric(BaseMetric):
     The embeddings need not be normalised: :meth:`compute_metrics`
     L2-normalises both sides, so the similarity is the cosine similarity.
     It is computed in float32, ``chunk_size`` queries at a time, and ranked
-    chunk by chunk, so the full (Q, G) matrix is never built.
+    chunk by chunk by :func:`mmtpr.evaluation.functional.rank_features`
+    (the core :func:`~mmtpr.evaluation.rank` uses too), so the full
+    (Q, G) matrix is never built.
 
     If ``out_file`` is set, :meth:`compute_metrics` also writes the
     per-query text-to-image results there with
@@ -168,7 +143,10 @@ class TPRMetric(BaseMetric):
 
     The file is written atomically (a temporary file in the same
     directory, then renamed), its directory created if needed, and an
-    existing file is replaced. See ``docs/evaluation_output.md``.
+    existing file is replaced. The path is checked when the metric is
+    built: an existing directory, or a parent that is not a writable
+    directory, raises ValueError before any evaluation work. See
+    ``docs/evaluation_output.md``.
 
     Args:
         topk (int | Sequence[int]): The cut-offs k of R@k.
@@ -178,8 +156,8 @@ class TPRMetric(BaseMetric):
         directions (Sequence[str]): 't2i' alone, or with 'i2t' for the
             image-to-text metrics too. Defaults to ('t2i', ).
         out_file (str, optional): Where to write the per-query results,
-            ending with ``.pkl`` (or ``.pickle``) or ``.json``.
-            Defaults to None (no file).
+            ending with ``.pkl`` (or ``.pickle``) or ``.json``, not an
+            existing directory. Defaults to None (no file).
         keep_topk (int, optional): How many gallery items per query the
             results file keeps. Defaults to None, i.e. ``max(topk)``.
         collect_device (str): Device used to collect the results from the
@@ -214,12 +192,12 @@ class TPRMetric(BaseMetric):
             collect_device=collect_device,
             prefix=prefix,
             collect_dir=collect_dir)
-        self.topk = _check_topk(topk)
-        self.chunk_size = _check_chunk_size(chunk_size)
+        self.topk = check_topk(topk)
+        self.chunk_size = check_chunk_size(chunk_size)
         self.directions = _check_directions(directions)
-        self.out_file = _check_out_file(out_file)
+        self.out_file = check_out_file(out_file)
         self.keep_topk = (max(self.topk) if keep_topk is None else
-                          _check_keep_topk(keep_topk))
+                          check_keep_topk(keep_topk))
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Store the features and the person id of every image.
@@ -325,20 +303,17 @@ class TPRMetric(BaseMetric):
               gallery: Tensor,
               query_pids: Tensor,
               gallery_pids: Tensor,
-              keep_details: bool = False) -> _RankAccumulator:
+              keep_details: bool = False) -> RankAccumulator:
         """Rank the normalised ``gallery`` for every query, by chunks."""
-        _check_has_positives(query_pids, gallery_pids)
-        accumulator = _RankAccumulator(
+        return rank_features(
+            queries,
+            gallery,
+            query_pids,
             gallery_pids,
-            self.topk,
+            topk=self.topk,
+            chunk_size=self.chunk_size,
             keep_details=keep_details,
             keep_topk=self.keep_topk)
-        for start in range(0, queries.shape[0], self.chunk_size):
-            end = min(start + self.chunk_size, queries.shape[0])
-            similarity = queries[start:end] @ gallery.T
-            accumulator.update(
-                similarity, query_pids[start:end], offset=start)
-        return accumulator
 
     def _write_results(self, results: List[dict], metrics: Dict[str, float],
                        details: Dict[str, np.ndarray], query_pids: Tensor,
@@ -366,13 +341,13 @@ class TPRMetric(BaseMetric):
             content['gallery_img_paths'] = [
                 res['img_path'] for res in results
             ]
-        if _OUT_FORMATS[osp.splitext(self.out_file)[1].lower()] == 'json':
+        if out_format(self.out_file) == 'json':
             content = {
                 key: value.tolist() if isinstance(value, np.ndarray) else
                 value
                 for key, value in content.items()
             }
-        _write_atomically(content, self.out_file)
+        write_results_file(content, self.out_file)
         print_log(
             f'TPRMetric: wrote the per-query results of {len(query_pids)} '
             f'queries to {osp.abspath(self.out_file)}',
