@@ -82,8 +82,8 @@ def tiny_cfg(work_dir, data_root, max_epochs=2, **extra):
     cfg.model.backbone.model_cfg = dict(
         embed_dim=32,
         vision_cfg=dict(layers=1, width=32, head_width=16, patch_size=16),
-        text_cfg=dict(context_length=64, vocab_size=49408, width=32,
-                      heads=2, layers=1))
+        text_cfg=dict(context_length=cfg.context_length, vocab_size=49408,
+                      width=32, heads=2, layers=1))
     cfg.train_cfg.max_epochs = max_epochs
     cfg.train_cfg.val_interval = 1
     # the schedule length does not follow max_epochs (MMEngine keeps a

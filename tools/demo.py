@@ -1,143 +1,160 @@
-"""The embedded default job: DM-Adapter on generated data, on a CPU.
+"""The embedded default job: UP-Person and DM-Adapter on generated data.
 
-``python tools/demo.py`` runs, in one go and without any download:
+``python tools/demo.py`` runs, in one go, on a CPU and without any download:
 
 1. pre-training: a tiny CLIP is trained from scratch with SDM on a generated
    SynthPedes dataset (``configs/demo/clip_tiny_synth.py``); its CLIP
    weights are written to ``<work-dir>/tiny_clip_pretrained.pth``;
 2. the frozen tiny CLIP, without adapters, is evaluated on the test split
-   of another SynthPedes dataset (other identities);
-3. DM-Adapter (``configs/demo/dm_adapter_tiny_synth.py``) freezes that CLIP
-   and trains only the mixtures of adapters on the new identities, picks
-   the checkpoint with the best validation R@1 and evaluates it on the same
-   test split;
+   of a target domain (``configs/demo/_target.py``: other identities,
+   described in another annotator style by another camera);
+3. UP-Person and DM-Adapter (``configs/demo/up_person_tiny_synth.py``,
+   ``dm_adapter_tiny_synth.py``) each freeze that CLIP, train their PETL
+   modules on the target domain, keep the checkpoint with the best
+   validation R@1 and are evaluated on the same test split;
 
-then prints both results side by side with chance, and the
-``tools/test.py`` command that reproduces DM-Adapter's numbers.
+then prints the three rows with their trainable parameters, and the
+``tools/test.py`` commands that reproduce each method's row. The intra-op
+thread count is fixed (``--threads``, default 2): parallel reductions sum
+in an order that depends on it, so fixing it makes the printed numbers the
+same on every machine load.
 """
 import argparse
-import copy
 import os.path as osp
 import time
 
 import torch
-from mmengine.config import DictAction
-from mmengine.runner import Runner
+from mmengine.config import Config
 
+from mmtpr.apis.export import export_clip_weights
 from mmtpr.registry import RUNNERS
-from mmtpr.utils.checkpoint import load_state_dict_file
+from mmtpr.utils.cli import add_debug_flag, run_tool
 from mmtpr.utils.config import load_config
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                    'configs', 'demo')
+METHODS = (('UP-Person', 'up_person_tiny_synth.py'),
+           ('DM-Adapter', 'dm_adapter_tiny_synth.py'))
+KEYS = ('R1', 'R5', 'R10', 'mAP', 'mINP')
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        '--pretrain-config', default=osp.join(CONFIGS, 'clip_tiny_synth.py'))
-    parser.add_argument(
-        '--config', default=osp.join(CONFIGS, 'dm_adapter_tiny_synth.py'))
     parser.add_argument('--work-dir', default='work_dirs/demo',
                         help='logs and checkpoints (default: %(default)s)')
+    parser.add_argument('--threads', type=int, default=2,
+                        help='intra-op threads (default: %(default)s; fixed '
+                        'so that the numbers do not depend on the machine)')
     parser.add_argument(
         '--amp', action='store_true',
-        help='mixed precision in both training stages (bfloat16 autocast on '
-        'the CPU; see benchmarks/amp_demo.py for a comparison)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override entries of the DM-Adapter config')
-    return parser.parse_args()
+        help='mixed precision in every training stage (bfloat16 autocast '
+        'on the CPU)')
+    add_debug_flag(parser)
+    return parser.parse_args(argv)
 
 
-def best_checkpoint(runner: Runner) -> str:
+def best_checkpoint(runner) -> str:
     best = runner.message_hub.get_info('best_ckpt')
     return best or osp.join(runner.work_dir, f'epoch_{runner.epoch}.pth')
 
 
-def export_clip(checkpoint: str, out: str) -> None:
-    """Write the CLIP weights of a retriever checkpoint as a plain
-    open_clip state dict (what ``OpenCLIPBackbone(pretrained=...)`` reads).
-    """
-    state = load_state_dict_file(checkpoint)['state_dict']
-    prefix = 'backbone.clip.'
-    clip = {k[len(prefix):]: v for k, v in state.items()
-            if k.startswith(prefix)}
-    torch.save(clip, out)
-
-
-def fmt(metrics: dict) -> str:
-    return '  '.join(f'{k.split("/")[-1]}={v:6.2f}'
-                     for k, v in metrics.items())
-
-
-def main():
-    args = parse_args()
-    timings = {}
-
-    # 1. pre-train the tiny CLIP on identities of its own
-    start = time.time()
-    pre_cfg = load_config(args.pretrain_config)
-    pre_cfg.work_dir = osp.join(args.work_dir, 'pretrain')
-    if args.amp:
-        pre_cfg.optim_wrapper.type = 'AutocastOptimWrapper'
-    pre_runner = RUNNERS.build(pre_cfg)
-    pre_runner.train()
-    weights = osp.join(args.work_dir, 'tiny_clip_pretrained.pth')
-    export_clip(best_checkpoint(pre_runner), weights)
-    timings['pre-training'] = time.time() - start
-
-    cfg = load_config(args.config)
+def _cfg(name: str, args, work_dir: str, weights: str) -> Config:
+    cfg = load_config(osp.join(CONFIGS, name))
+    cfg.work_dir = osp.join(args.work_dir, work_dir)
+    if name != 'clip_tiny_synth.py':
+        cfg.model.backbone.pretrained = weights
     if args.amp:
         cfg.optim_wrapper.type = 'AutocastOptimWrapper'
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.model.backbone.pretrained = weights
+    return cfg
 
-    # 2. the frozen tiny CLIP alone on the new identities
-    start = time.time()
-    frozen_cfg = copy.deepcopy(cfg)
-    frozen_cfg.model.backbone.petl = []
-    frozen_cfg.model.pop('aux_loss', None)
-    frozen_cfg.work_dir = osp.join(args.work_dir, 'frozen')
-    frozen = RUNNERS.build(frozen_cfg).test()
-    timings['frozen test'] = time.time() - start
 
-    # 3. DM-Adapter on the new identities
-    start = time.time()
-    cfg.work_dir = osp.join(args.work_dir, 'dm_adapter')
+def pretrain(args, weights: str) -> None:
+    runner = RUNNERS.build(_cfg('clip_tiny_synth.py', args, 'pretrain',
+                                weights))
+    runner.train()
+    export_clip_weights(best_checkpoint(runner), weights)
+
+
+def adapt(name: str, args, weights: str) -> dict:
+    cfg = _cfg(name, args, name[:-len('_tiny_synth.py')], weights)
     runner = RUNNERS.build(cfg)
     runner.train()
     best = best_checkpoint(runner)
     runner.load_checkpoint(best)
-    timings['DM-Adapter training'] = time.time() - start
-    start = time.time()
-    adapted = runner.test()
-    timings['DM-Adapter test'] = time.time() - start
+    metrics = runner.test()
+    params = list(runner.model.parameters())
+    return dict(metrics=metrics, checkpoint=best, config=name,
+                trainable=sum(p.numel() for p in params if p.requires_grad),
+                total=sum(p.numel() for p in params))
 
-    meta = runner.test_dataloader.dataset.metainfo
-    chance = 100.0 / meta['num_pids']  # images per id / gallery size
-    trainable = sum(p.numel() for p in runner.model.parameters()
-                    if p.requires_grad)
-    total = sum(p.numel() for p in runner.model.parameters())
-    print('\n' + '=' * 78)
-    print(f'SynthPedes test split: {meta["num_captions"]} text queries, '
-          f'{meta["num_images"]} gallery images, {meta["num_pids"]} '
-          'identities unseen in training')
-    print(f'frozen tiny CLIP    {fmt(frozen)}')
-    print(f'+ DM-Adapter        {fmt(adapted)}')
-    print(f'chance R@1 = {chance:.2f}; DM-Adapter R@1 = '
-          f'{adapted["tpr/R1"] / chance:.1f}x chance, '
-          f'{adapted["tpr/R1"] - frozen["tpr/R1"]:+.2f} over the frozen CLIP')
-    print(f'DM-Adapter trains {trainable:,} of {total:,} parameters; '
-          f'checkpoint (best validation R@1): {osp.relpath(best)}')
-    print('time: ' + ', '.join(f'{k} {v:.0f} s' for k, v in timings.items())
-          + f' (total {sum(timings.values()):.0f} s)')
-    print('reproduce: python tools/test.py '
-          f'{osp.relpath(args.config)} {osp.relpath(best)} --cfg-options '
-          f'model.backbone.pretrained={osp.relpath(weights)}')
-    print('=' * 78)
+
+def frozen(args, weights: str) -> dict:
+    runner = RUNNERS.build(_cfg('_target.py', args, 'frozen', weights))
+    metrics = runner.test()
+    params = list(runner.model.parameters())
+    return dict(metrics=metrics, trainable=0,
+                total=sum(p.numel() for p in params),
+                meta=runner.test_dataloader.dataset.metainfo)
+
+
+def _row(name: str, result: dict, base: dict) -> str:
+    metrics = {k.split('/')[-1]: v for k, v in result['metrics'].items()}
+    share = 100.0 * result['trainable'] / result['total']
+    gain = '' if result is base else '  ({:+.2f} R1, {:+.2f} mAP)'.format(
+        metrics['R1'] - base['R1'], metrics['mAP'] - base['mAP'])
+    return (f"{name:<12} {result['trainable']:>9,} ({share:4.1f} %)  "
+            + '  '.join(f'{metrics[k]:6.2f}' for k in KEYS) + gain)
+
+
+def report(args, weights: str, base: dict, results: dict,
+           timings: dict) -> None:
+    meta = base['meta']
+    base_metrics = {k.split('/')[-1]: v for k, v in base['metrics'].items()}
+    lines = ['', '=' * 86,
+             f"SynthPedes target domain (captions 'terse', camera 'cctv'): "
+             f"{meta['num_captions']} text queries, {meta['num_images']} "
+             f"gallery images, {meta['num_pids']} identities unseen in "
+             'training',
+             f"{'method':<12} {'trainable':>19}  " + '  '.join(
+                 f'{k:>6}' for k in KEYS),
+             _row('frozen CLIP', base, base)]
+    base_row = dict(base, **{'R1': base_metrics['R1'],
+                             'mAP': base_metrics['mAP']})
+    for name, result in results.items():
+        lines.append(_row(name, result, base_row))
+    lines.append(f'chance R@1 = {100.0 / meta["num_pids"]:.2f}; intra-op '
+                 f'threads: {args.threads}')
+    lines.append('time: ' + ', '.join(f'{k} {v:.0f} s'
+                                      for k, v in timings.items())
+                 + f' (total {sum(timings.values()):.0f} s)')
+    lines.append('reproduce each row from its checkpoint:')
+    for result in results.values():
+        lines.append(f"  python tools/test.py "
+                     f"{osp.relpath(osp.join(CONFIGS, result['config']))} "
+                     f"{osp.relpath(result['checkpoint'])} --cfg-options "
+                     f'model.backbone.pretrained={osp.relpath(weights)}')
+    lines.append('=' * 86)
+    print('\n'.join(lines))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    weights = osp.join(args.work_dir, 'tiny_clip_pretrained.pth')
+    timings, results = {}, {}
+    start = time.time()
+    pretrain(args, weights)
+    timings['pre-training'] = time.time() - start
+    start = time.time()
+    base = frozen(args, weights)
+    timings['frozen test'] = time.time() - start
+    for name, config in METHODS:
+        start = time.time()
+        results[name] = adapt(config, args, weights)
+        timings[name] = time.time() - start
+    report(args, weights, base, results, timings)
+    return dict(frozen=base, **results)
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

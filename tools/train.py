@@ -35,6 +35,12 @@ def parse_args(argv=None):
         help='also log to TensorBoard (event files under the work dir; '
         'needs `pip install tensorboard`)')
     parser.add_argument(
+        '--monitor-test', action='store_true',
+        help="also evaluate the TEST split after every epoch, as the papers' "
+        'reference code did, and report its best epoch next to the '
+        'validation-selected one (for comparing with published tables; '
+        'never used for model selection)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config entries, e.g. train_cfg.max_epochs=10')
     parser.add_argument(
@@ -72,6 +78,10 @@ def build_cfg(args) -> Config:
         set_data_root(cfg, args.data_root)
     if args.amp:
         _set_amp(cfg, args.amp_dtype)
+    if args.monitor_test:
+        hooks = list(cfg.get('custom_hooks') or [])
+        hooks.append(dict(type='TestSplitMonitorHook'))
+        cfg.custom_hooks = hooks
     if args.tensorboard:
         from mmtpr.visualization import add_tensorboard
         add_tensorboard(cfg)

@@ -1,12 +1,12 @@
 # Stage 1 of the embedded default (`python tools/demo.py`): a tiny CLIP
 # trained from scratch with SDM on a generated SynthPedes dataset of its own
-# identities ("pre-training"); stage 2 (dm_adapter_tiny_synth.py) freezes it
-# and adapts it with DM-Adapter to other identities. Runs on a 2-core CPU in
-# minutes and needs no download.
+# identities ("pre-training"); stage 2 (up_person_tiny_synth.py,
+# dm_adapter_tiny_synth.py) freezes it and adapts it to a new domain. Runs
+# on a 2-core CPU in minutes and needs no download.
 _base_ = ['../_base_/default_runtime.py']
 
 image_size = (128, 48)  # (height, width)
-context_length = 64  # SynthPedes captions have at most ~55 tokens
+context_length = 77  # CLIP's; the 'detailed' SynthPedes style needs ~75
 
 # A tiny open_clip model built from a dict (no weights to download).
 tiny_clip = dict(

@@ -1,4 +1,6 @@
 """Caption tokenization and masking, and the packed sample layout."""
+import os.path as osp
+
 import numpy as np
 import pytest
 
@@ -101,3 +103,43 @@ def test_pack_inputs_layout():
     assert 'inputs' not in texts and texts['data_samples'].domain == 1
     with pytest.raises(KeyError, match="needs 'img' or 'text'"):
         pack(dict(pid=1))
+
+
+def test_pillow_backends_resize_as_the_reference(tmp_path):
+    """The paper configs decode and resize with Pillow: a shrunk image is
+    exactly PIL's bilinear resize (which antialiases; OpenCV's does not),
+    in BGR order."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / 'big.png')
+    Image.fromarray(rng.integers(0, 255, (400, 150, 3),
+                                 dtype=np.uint8)).save(path)
+    pipeline = [TRANSFORMS.build(dict(type='LoadPersonImage',
+                                      imdecode_backend='pillow')),
+                TRANSFORMS.build(dict(type='Resize', scale=(48, 128),
+                                      keep_ratio=False,
+                                      interpolation='bilinear',
+                                      backend='pillow'))]
+    results = dict(img_path=path)
+    for step in pipeline:
+        results = step(results)
+    expected = np.asarray(Image.open(path).convert('RGB').resize(
+        (48, 128), Image.BILINEAR))[..., ::-1]
+    assert results['img'].shape == (128, 48, 3)
+    assert np.array_equal(results['img'], expected)
+    cv2_like = TRANSFORMS.build(dict(type='Resize', scale=(48, 128),
+                                     keep_ratio=False,
+                                     interpolation='bilinear'))
+    other = cv2_like(dict(img=pipeline[0](dict(img_path=path))['img']))
+    assert not np.array_equal(other['img'], expected)
+
+
+def test_paper_pipelines_use_pillow():
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(root, 'configs', '_base_', 'datasets',
+                                   'tpr_pipelines.py'))
+    for pipeline in (cfg.train_pipeline, cfg.test_pipeline):
+        assert pipeline[0].imdecode_backend == 'pillow'
+        assert pipeline[1].type == 'Resize' and pipeline[1].backend == \
+            'pillow'

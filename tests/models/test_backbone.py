@@ -223,3 +223,73 @@ def test_open_clip_tag_is_downloaded_by_open_clip_then_loaded(tmp_path,
     assert type(act).__name__ == 'QuickGELU'
     assert torch.equal(backbone.clip.visual.conv1.weight,
                        source.visual.conv1.weight)
+
+
+def _tiny_archive(tmp_path, quick_gelu):
+    torch.manual_seed(0)
+    source = tiny(image_size=(64, 32), quick_gelu=quick_gelu).clip
+    path = str(tmp_path / f'clip_{quick_gelu}.pt')
+    _save_torchscript_archive(source, path, input_resolution=64)
+    return path
+
+
+@pytest.mark.filterwarnings('ignore:`torch.jit.*deprecated:FutureWarning')
+def test_declared_activation_must_match_the_weights_file(tmp_path):
+    """QuickGELU vs GELU moves features by ~1e-2: a declaration that
+    contradicts what the weights file says is an error, naming both."""
+    quick = _tiny_archive(tmp_path, quick_gelu=True)
+    with pytest.raises(ConfigError, match=r'quick_gelu=False declares GELU, '
+                       r'but .*was trained with QuickGELU'):
+        tiny(pretrained=quick, quick_gelu=False)
+    plain = _tiny_archive(tmp_path, quick_gelu=False)
+    with pytest.raises(ConfigError, match='declares QuickGELU, but .*GELU'):
+        tiny(pretrained=plain, quick_gelu=True)
+    act = tiny(pretrained=quick, quick_gelu=True).clip.visual.transformer \
+        .resblocks[0].mlp.gelu
+    assert type(act).__name__ == 'QuickGELU'
+    # the 'openai' tag means QuickGELU too
+    with pytest.raises(ConfigError, match="the 'openai' tag"):
+        OpenCLIPBackbone('ViT-B-16', model_cfg=TINY_CLIP, pretrained='openai',
+                         quick_gelu=False, image_size=(64, 32))
+
+
+def test_state_dict_files_follow_the_declaration(tmp_path, monkeypatch):
+    """A .pth state dict does not say which activation it was trained with:
+    the declaration decides; without one, GELU and a warning."""
+    path = str(tmp_path / 'clip.pth')
+    torch.save(tiny(quick_gelu=True).clip.state_dict(), path)
+    act = tiny(pretrained=path, quick_gelu=True).clip.visual.transformer \
+        .resblocks[0].mlp.gelu
+    assert type(act).__name__ == 'QuickGELU'
+    import mmtpr.models.backbones.open_clip_backbone as module
+    warnings = []
+    monkeypatch.setattr(module, 'print_log',
+                        lambda msg, **kw: warnings.append(msg))
+    act = tiny(pretrained=path).clip.visual.transformer.resblocks[0].mlp.gelu
+    assert type(act).__name__ == 'GELU'
+    assert any('does not say which activation' in w for w in warnings)
+    # a safetensors file may record it in its metadata
+    from safetensors.torch import save_file
+    tagged = str(tmp_path / 'clip.safetensors')
+    save_file({k: v.contiguous() for k, v in
+               tiny(quick_gelu=True).clip.state_dict().items()}, tagged,
+              metadata=dict(activation='quick_gelu'))
+    act = tiny(pretrained=tagged).clip.visual.transformer.resblocks[0] \
+        .mlp.gelu
+    assert type(act).__name__ == 'QuickGELU'
+    with pytest.raises(ConfigError, match='declares GELU'):
+        tiny(pretrained=tagged, quick_gelu=False)
+
+
+def test_paper_configs_declare_quick_gelu():
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(root, 'configs', '_base_', 'models',
+                                   'clip_b16_sdm.py'))
+    assert cfg.model.backbone.quick_gelu is True
+
+
+def test_train_projections_is_the_linear_probe_baseline():
+    backbone = tiny(freeze=True, train_projections=True)
+    names = {n for n, p in backbone.named_parameters() if p.requires_grad}
+    assert names == {'clip.visual.proj', 'clip.text_projection'}

@@ -27,9 +27,8 @@ from mmtpr.utils.checkpoint import load_checkpoint_file
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 IMAGE_SIZE = (128, 48)  # the demo config's; 8x3 patches
-# TINY_CLIP with the demo pipeline's context length
-MODEL_CFG = dict(TINY_CLIP,
-                 text_cfg=dict(TINY_CLIP['text_cfg'], context_length=64))
+# TINY_CLIP has the demo pipeline's context length (77)
+MODEL_CFG = TINY_CLIP
 UP_PETL = [dict(type='ScaledPrefix', length=3),
            dict(type='KVLoRA', rank=4),
            dict(type='LNAdapter', reduction=8)]
@@ -54,7 +53,7 @@ def tool():
 def inputs():
     gen = torch.Generator().manual_seed(1)
     images = torch.randn(3, 3, *IMAGE_SIZE, generator=gen)
-    texts = torch.zeros(3, 64, dtype=torch.long)
+    texts = torch.zeros(3, 77, dtype=torch.long)
     for i, n in enumerate((4, 9, 20)):
         texts[i, 0] = 49406
         texts[i, 1:1 + n] = torch.randint(1, 49000, (n, ), generator=gen)

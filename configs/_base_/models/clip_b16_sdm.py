@@ -7,6 +7,9 @@ model = dict(
         type='OpenCLIPBackbone',
         model_name='ViT-B-16',
         pretrained='checkpoints/ViT-B-16.pt',
+        # OpenAI's CLIP was trained with QuickGELU: declared, and checked
+        # against what the weights file says (an error if they disagree)
+        quick_gelu=True,
         image_size=(384, 128),
         freeze=True),
     head=dict(type='SDMHead', temperature=0.02,

@@ -72,6 +72,9 @@ class OpenCLIPBackbone(BaseModule):
             'bilinear'.
         freeze (bool): freeze every CLIP parameter; only the PETL modules
             stay trainable. Defaults to True.
+        train_projections (bool): with ``freeze=True``, keep CLIP's two
+            projection heads (``visual.proj`` and ``text_projection``)
+            trainable: the linear-probe-style baseline. Defaults to False.
         petl (list[dict], optional): PETL techniques injected into CLIP
             after the weights are loaded, in order, e.g.
             ``[dict(type='KVLoRA', rank=32), dict(type='LNAdapter')]``;
@@ -99,6 +102,7 @@ class OpenCLIPBackbone(BaseModule):
                  quick_gelu: Optional[bool] = None,
                  pos_embed_interpolation: str = 'bilinear',
                  freeze: bool = True,
+                 train_projections: bool = False,
                  petl: Optional[List[dict]] = None,
                  frozen_dtype: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -111,13 +115,14 @@ class OpenCLIPBackbone(BaseModule):
         self.image_size = _as_hw(image_size)
         self.pos_embed_interpolation = pos_embed_interpolation
 
+        if quick_gelu is None and model_cfg is not None:
+            quick_gelu = model_cfg.get('quick_gelu')
+        openai_tag = pretrained == 'openai'
+        _choose_activation(quick_gelu, None, openai_tag)  # before fetching
         weights_path = resolve_pretrained(model_name, pretrained)
         weights = None if weights_path is None else \
             load_clip_state_dict(weights_path)
-        if quick_gelu is None and model_cfg is not None:
-            quick_gelu = model_cfg.get('quick_gelu')
-        self.quick_gelu = _choose_activation(quick_gelu, weights,
-                                             pretrained == 'openai')
+        self.quick_gelu = _choose_activation(quick_gelu, weights, openai_tag)
         self.clip = _build_clip(model_name, model_cfg, self.image_size,
                                 self.quick_gelu)
         if weights is not None:
@@ -137,6 +142,10 @@ class OpenCLIPBackbone(BaseModule):
         self.freeze = freeze
         if freeze:
             freeze_except_petl(self.clip)
+            if train_projections:
+                for head in (self.clip.visual.proj,
+                             self.clip.text_projection):
+                    head.requires_grad_(True)
         for name in ('logit_scale', 'logit_bias'):
             param = getattr(self.clip, name, None)
             if isinstance(param, nn.Parameter):

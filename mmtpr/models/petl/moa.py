@@ -63,13 +63,16 @@ class MixtureOfAdapters(PETLModule):
             term. Defaults to True (as the reference).
         dispatch (str): 'masked' or 'grouped' (see above). Defaults to
             'masked'.
+        domain_term (bool): keep the router's domain term. False is the
+            ablation without it (alpha fixed at 0: ``g = W_in u``; no
+            task gate, no domain prompts, no alpha). Defaults to True.
     """
 
     def __init__(self, dim: int, num_experts: int = 6, top_k: int = 2,
                  reduction: int = 8, scale: float = 1.0,
                  num_domains: int = 1, alpha_init: float = 0.5,
                  gate_std: float = 0.02, count_padding: bool = True,
-                 dispatch: str = 'masked') -> None:
+                 dispatch: str = 'masked', domain_term: bool = True) -> None:
         super().__init__()
         if dispatch not in ('masked', 'grouped'):
             raise ValueError("dispatch must be 'masked' or 'grouped', got "
@@ -88,11 +91,15 @@ class MixtureOfAdapters(PETLModule):
         self.count_padding = count_padding
         self.ln = nn.LayerNorm(dim)
         self.input_gate = nn.Parameter(torch.empty(num_experts, dim))
-        self.task_gate = nn.Parameter(torch.empty(num_experts, dim))
-        self.domain_prompts = nn.Parameter(torch.randn(num_domains, dim))
-        self.alpha = nn.Parameter(torch.tensor(float(alpha_init)))
+        self.domain_term = domain_term
+        if domain_term:
+            self.task_gate = nn.Parameter(torch.empty(num_experts, dim))
+            self.domain_prompts = nn.Parameter(torch.randn(num_domains, dim))
+            self.alpha = nn.Parameter(torch.tensor(float(alpha_init)))
+        # (the order of the random draws is that of the reference)
         nn.init.normal_(self.input_gate, std=gate_std)
-        nn.init.normal_(self.task_gate, std=gate_std)
+        if domain_term:
+            nn.init.normal_(self.task_gate, std=gate_std)
         # experts stacked: (E, hidden, d), (E, hidden), (E, d, hidden), (E, d)
         self.down_weight = nn.Parameter(torch.empty(num_experts, hidden, dim))
         self.down_bias = nn.Parameter(torch.zeros(num_experts, hidden))
@@ -106,8 +113,11 @@ class MixtureOfAdapters(PETLModule):
         self.routing: Dict[str, torch.Tensor] = {}
 
     @property
-    def num_domains(self) -> int:
-        """Number of domain prompts of the router."""
+    def num_domains(self) -> Optional[int]:
+        """Number of domain prompts of the router (None without the domain
+        term)."""
+        if not self.domain_term:
+            return None
         return int(self.domain_prompts.shape[0])
 
     def set_context(self, domains: Optional[torch.Tensor] = None,
@@ -120,6 +130,8 @@ class MixtureOfAdapters(PETLModule):
 
     def gate_logits(self, u: torch.Tensor) -> torch.Tensor:
         """(B, N, d) normalised tokens -> (B, N, E) router logits."""
+        if not self.domain_term:
+            return F.linear(u, self.input_gate)
         b = u.shape[0]
         if self.domains is None:
             prompts = self.domain_prompts[:1].expand(b, -1)
@@ -228,7 +240,7 @@ class MixtureOfAdapters(PETLModule):
                reduction: int = 8, scales: Optional[Dict[str, float]] = None,
                num_domains: int = 1, alpha_init: float = 0.5,
                count_padding: bool = True, dispatch: str = 'masked',
-               towers: Sequence[str] = TOWERS,
+               domain_term: bool = True, towers: Sequence[str] = TOWERS,
                layers: Layers = None) -> None:
         """Put a MixtureOfAdapters beside the MLP of every selected block;
         ``scales`` maps tower to output scale (default 0.1 visual, 4 text).
@@ -237,6 +249,7 @@ class MixtureOfAdapters(PETLModule):
         for tower, index, block in petl_blocks(clip, towers, layers):
             moa = cls(block.width, num_experts, top_k, reduction,
                       scales[tower], num_domains, alpha_init,
-                      count_padding=count_padding, dispatch=dispatch)
+                      count_padding=count_padding, dispatch=dispatch,
+                      domain_term=domain_term)
             attach(block, 'branch_mlp', moa, cls.__name__,
                    f'{tower} block {index}')

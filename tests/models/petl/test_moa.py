@@ -231,3 +231,18 @@ def test_two_domains_from_concatenated_datasets(tmp_path):
     assert moa.domains.tolist() == domains
     grad = moa.domain_prompts.grad
     assert grad[0].abs().sum() > 0 and grad[1].abs().sum() > 0
+
+
+def test_without_the_domain_term_the_router_reads_the_tokens_only():
+    """The ablation alpha = 0: no task gate, prompts or alpha; logits are
+    W_in u; the layer is not domain-aware."""
+    torch.manual_seed(0)
+    moa = MixtureOfAdapters(8, num_experts=4, domain_term=False)
+    names = {n for n, _ in moa.named_parameters()}
+    assert not names & {'task_gate', 'domain_prompts', 'alpha'}
+    assert moa.num_domains is None
+    u = torch.randn(2, 5, 8)
+    assert torch.equal(moa.gate_logits(u), u @ moa.input_gate.t())
+    full = MixtureOfAdapters(8, num_experts=4)
+    assert sum(p.numel() for p in full.parameters()) - sum(
+        p.numel() for p in moa.parameters()) == 4 * 8 + 8 + 1
