@@ -13,7 +13,8 @@ Prints, per method, the state dict (parameters, MB) full and PETL-only,
 the checkpoint file size with the optimizer state, the time to serialise
 each, and the one-off costs of the PETL-only path (the frozen-weight
 fingerprint, computed once per run and once per load) and of the CRC check
-that mmtpr's loader runs on every load. MB = 10^6 bytes.
+that mmtpr's loader runs on every load. MB = 10^6 bytes. ``--tiny`` measures
+the demo's tiny CLIP instead (a smoke run).
 """
 import argparse
 import io
@@ -25,16 +26,16 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
+from mmengine.runner.checkpoint import save_checkpoint
 
-import mmtpr  # noqa: F401  (checkpoint fixes)
-from mmtpr.registry import MODELS
-from mmtpr.utils.checkpoint import (
+from mmtpr.models.petl.checkpoint import (
     frozen_fingerprint,
     petl_state_dict_keys,
     select_state_dict,
     state_dict_size,
 )
+from mmtpr.registry import MODELS
+from mmtpr.utils.checkpoint import load_checkpoint_file
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = {
@@ -43,11 +44,14 @@ CONFIGS = {
 }
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--methods', nargs='+', choices=list(CONFIGS),
                         default=list(CONFIGS))
-    return parser.parse_args()
+    parser.add_argument('--tiny', action='store_true',
+                        help="the demo's tiny CLIP instead of ViT-B/16 (a "
+                        'smoke run in seconds)')
+    return parser.parse_args(argv)
 
 
 def optimizer_state(model, cfg):
@@ -68,9 +72,14 @@ def serialised(checkpoint):
     return buffer.getbuffer().nbytes, time.perf_counter() - start
 
 
-def measure(method):
+def measure(method, tiny=False):
     cfg = Config.fromfile(osp.join(ROOT, CONFIGS[method]))
     cfg.model.backbone.pretrained = None
+    if tiny:
+        demo = Config.fromfile(osp.join(ROOT, 'configs', 'demo',
+                                        'clip_tiny_synth.py'))
+        cfg.model.backbone.model_cfg = demo.model.backbone.model_cfg
+        cfg.model.backbone.image_size = demo.model.backbone.image_size
     model = MODELS.build(cfg.model)
     state_dict = model.state_dict()
     keys = petl_state_dict_keys(model)
@@ -95,13 +104,14 @@ def measure(method):
         path = osp.join(tmp, 'full.pth')
         save_checkpoint(dict(state_dict=state_dict), path)
         start = time.perf_counter()
-        torch.load(path, map_location='cpu')
+        torch.load(path, map_location='cpu', weights_only=True)
         plain_s = time.perf_counter() - start
         start = time.perf_counter()
-        _load_checkpoint(path, map_location='cpu')
+        load_checkpoint_file(path)
         checked_s = time.perf_counter() - start
 
-    print(f'\n{method} ({CONFIGS[method]}, ViT-B/16, pretrained=None)')
+    model_name = 'tiny CLIP' if tiny else 'ViT-B/16'
+    print(f'\n{method} ({CONFIGS[method]}, {model_name}, pretrained=None)')
     print(f'{"":10} {"tensors":>8} {"parameters":>13} {"state_dict":>11} '
           f'{"file+optim":>11} {"save":>7}')
     for kind, tensors, numel, nbytes, file_bytes, save_s in rows:
@@ -115,12 +125,12 @@ def measure(method):
           f'{plain_s:.2f}s, with the CRC check {checked_s:.2f}s')
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     init_default_scope('mmtpr')
     torch.manual_seed(0)
     for method in args.methods:
-        measure(method)
+        measure(method, args.tiny)
 
 
 if __name__ == '__main__':

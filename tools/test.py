@@ -17,7 +17,13 @@ import os.path as osp
 from mmengine.config import DictAction
 
 from mmtpr.utils.cli import add_debug_flag, run_tool
-from mmtpr.utils.config import default_work_dir, load_config, set_data_root
+from mmtpr.utils.config import (
+    collect_in_work_dir,
+    default_work_dir,
+    load_config,
+    set_data_root,
+    update_tpr_metrics,
+)
 from mmtpr.utils.errors import ConfigError
 from mmtpr.utils.fileio import check_regular_file
 
@@ -145,24 +151,6 @@ def replace_test_dataset(cfg, dataset_file):
     cfg.test_dataloader.dataset = dataset
 
 
-def set_on_tpr_metrics(evaluator, **kwargs):
-    """Set ``kwargs`` on every TPRMetric of a test_evaluator config (a
-    dict, a list of dicts, or an Evaluator dict with ``metrics``); return
-    how many were found."""
-    if isinstance(evaluator, (list, tuple)):
-        return sum(set_on_tpr_metrics(e, **kwargs) for e in evaluator)
-    if not isinstance(evaluator, dict):
-        return 0
-    if 'metrics' in evaluator:  # dict(type='Evaluator', metrics=...)
-        return set_on_tpr_metrics(evaluator['metrics'], **kwargs)
-    kind = evaluator.get('type')
-    name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
-    if name.split('.')[-1] != 'TPRMetric':
-        return 0
-    evaluator.update(kwargs)
-    return 1
-
-
 def build_config(args):
     """The config to test with, from the command-line arguments."""
     cfg = load_config(args.config, args.cfg_options)
@@ -183,7 +171,7 @@ def build_config(args):
     if metric_args:
         # A copy, so that a val_evaluator it was assigned from is unchanged.
         cfg.test_evaluator = copy.deepcopy(cfg.test_evaluator)
-        if set_on_tpr_metrics(cfg.test_evaluator, **metric_args) == 0:
+        if update_tpr_metrics(cfg.test_evaluator, **metric_args) == 0:
             raise ConfigError('--out and --i2t need a TPRMetric in '
                               f'test_evaluator, got {cfg.test_evaluator}')
     if args.amp:
@@ -196,6 +184,7 @@ def build_config(args):
     cfg.load_from = args.checkpoint
     cfg.load_strict = not args.non_strict
     cfg.resume = False
+    collect_in_work_dir(cfg)
     return cfg
 
 

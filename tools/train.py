@@ -5,7 +5,12 @@ import os
 from mmengine.config import Config, DictAction
 
 from mmtpr.utils.cli import add_debug_flag, run_tool
-from mmtpr.utils.config import default_work_dir, load_config, set_data_root
+from mmtpr.utils.config import (
+    collect_in_work_dir,
+    default_work_dir,
+    load_config,
+    set_data_root,
+)
 from mmtpr.utils.errors import ConfigError
 
 
@@ -85,6 +90,7 @@ def build_cfg(args) -> Config:
     if args.tensorboard:
         from mmtpr.visualization import add_tensorboard
         add_tensorboard(cfg)
+    collect_in_work_dir(cfg)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

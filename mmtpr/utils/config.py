@@ -1,4 +1,5 @@
 """Configs as the tools use them: loading, default work dirs, data roots."""
+import copy
 import os.path as osp
 from typing import Iterable, List, Optional
 
@@ -42,7 +43,8 @@ def default_work_dir(config_path: str) -> str:
     parts = osp.normpath(osp.abspath(config_path)).split(osp.sep)
     stem = osp.splitext(parts[-1])[0]
     if 'configs' in parts[:-1]:
-        below = parts[len(parts) - 1 - parts[::-1].index('configs'):-1]
+        last = len(parts) - 1 - parts[::-1].index('configs')
+        below = parts[last + 1:-1]
         return osp.join('work_dirs', *below, stem)
     return osp.join('work_dirs', stem)
 
@@ -83,3 +85,35 @@ def set_data_root(cfg: Config, data_root: str,
 def as_plain(cfg) -> dict:
     """A ConfigDict as a plain dict (for comparisons and JSON)."""
     return cfg.to_dict() if isinstance(cfg, ConfigDict) else dict(cfg)
+
+
+def update_tpr_metrics(evaluator, **kwargs) -> int:
+    """Set ``kwargs`` on every TPRMetric of an evaluator config (a dict, a
+    list of dicts, or an Evaluator dict with ``metrics``); returns how many
+    were found."""
+    if isinstance(evaluator, (list, tuple)):
+        return sum(update_tpr_metrics(e, **kwargs) for e in evaluator)
+    if not isinstance(evaluator, dict):
+        return 0
+    if 'metrics' in evaluator:  # dict(type='Evaluator', metrics=...)
+        return update_tpr_metrics(evaluator['metrics'], **kwargs)
+    kind = evaluator.get('type')
+    name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+    if name.split('.')[-1] != 'TPRMetric':
+        return 0
+    evaluator.update(kwargs)
+    return 1
+
+
+def collect_in_work_dir(cfg: Config) -> None:
+    """Let distributed evaluation exchange its per-rank results in the work
+    dir (MMEngine's default is a ``.dist_test/`` folder in the current
+    directory, which it leaves behind); MMEngine removes the folder after
+    each exchange."""
+    if cfg.get('launcher', 'none') == 'none':
+        return
+    folder = osp.join(cfg.work_dir, '.collect')
+    for key in ('val_evaluator', 'test_evaluator'):
+        if cfg.get(key):
+            cfg[key] = copy.deepcopy(cfg[key])
+            update_tpr_metrics(cfg[key], collect_dir=folder)

@@ -22,6 +22,8 @@ from mmtpr.utils.model_record import (
 
 # The name a best checkpoint of CheckpointHook has: best_<key>_<file>.pth
 _BEST_NAME = re.compile(r'^best_[^/\\]+\.pth$')
+# the config file a checkpoint was saved from (named in errors)
+CONFIG_KEY = 'mmtpr_config'
 # what MMEngine strips from state-dict keys (a DDP wrapper's prefix)
 _REVISE_KEYS = [(r'^module\.', '')]
 
@@ -88,9 +90,12 @@ class TPRRunner(Runner):
         problems = record_differences(saved, current, part)
         if problems:
             action = 'resume from' if resume else 'load'
+            source = meta.get(CONFIG_KEY)
             raise CheckpointError(
                 f"cannot {action} '{filename}': it was saved from another "
-                f'model config than {self.cfg.filename or "this config"} ('
+                'model config'
+                + (f' ({source})' if isinstance(source, str) else '')
+                + f' than {self.cfg.filename or "this config"} ('
                 + '; '.join(problems[:6])
                 + (f'; ... {len(problems)} differences in all'
                    if len(problems) > 6 else '') + ')'
@@ -294,6 +299,8 @@ class TPRRunner(Runner):
         meta = dict(meta or {})
         if self.cfg.get('model'):
             meta.setdefault(META_KEY, model_record(self.cfg.model))
+        if self.cfg.filename:
+            meta.setdefault(CONFIG_KEY, self.cfg.filename)
         return super().save_checkpoint(out_dir, filename, *args, meta=meta,
                                        **kwargs)
 

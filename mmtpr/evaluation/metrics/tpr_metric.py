@@ -81,6 +81,21 @@ def _sample_captions(sample: dict, num: int) -> Optional[List[str]]:
     return captions
 
 
+def metrics_table(metrics: Dict[str, float]) -> str:
+    """The metrics as a small table: one row per direction."""
+    rows = {'t2i': {k: v for k, v in metrics.items()
+                    if not k.startswith('i2t_')},
+            'i2t': {k[len('i2t_'):]: v for k, v in metrics.items()
+                    if k.startswith('i2t_')}}
+    keys = list(rows['t2i'])
+    lines = ['TPRMetric:', '  direction ' + ''.join(f'{k:>8}' for k in keys)]
+    for name, row in rows.items():
+        if row:
+            lines.append(f'  {name:<9} ' + ''.join(
+                f'{row[k]:8.2f}' for k in keys))
+    return '\n'.join(lines)
+
+
 @METRICS.register_module()
 class TPRMetric(BaseMetric):
     """R@k, mAP and mINP of text-based person retrieval.
@@ -296,6 +311,7 @@ class TPRMetric(BaseMetric):
         if keep_details:
             self._write_results(results, metrics, t2i.details(), query_pids,
                                 gallery_pids, num_captions)
+        print_log(metrics_table(metrics), logger='current')
         return metrics
 
     def _rank(self,
