@@ -260,7 +260,9 @@ class TPRInferencer(BaseInferencer):
 
     # -- galleries ------------------------------------------------------------
     def _cache_path(self, key: str) -> str:
-        name = hashlib.sha256(f'{self.model_id}:{key}'.encode()).hexdigest()
+        # the gallery's domain routes its images: part of the identity
+        name = hashlib.sha256(
+            f'{self.model_id}:domain={self.domain}:{key}'.encode()).hexdigest()
         return osp.join(self.cache_dir, f'{name[:24]}.pth')
 
     def _cached(self, key: str, paths: List[str], root: str,

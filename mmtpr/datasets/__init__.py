@@ -3,7 +3,8 @@
 # registry, so that configs with default_scope='mmtpr' can name them.
 import mmpretrain.datasets.transforms  # noqa: F401
 
-from .base_tpr_dataset import AnnotationError, BaseTPRDataset
+from .annotation import AnnotationError
+from .base_tpr_dataset import BaseTPRDataset
 from .cuhk_pedes import CUHKPEDES
 from .icfg_pedes import ICFGPEDES
 from .rstpreid import RSTPReid
