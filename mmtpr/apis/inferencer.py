@@ -174,8 +174,10 @@ class TPRInferencer(BaseInferencer):
 
     def _model_id(self) -> str:
         """The model's identity: its config record, the checkpoint's
-        content and the pretrained file it loads (path, size, mtime)."""
-        parts: List[Any] = [model_record(self.cfg.model)]
+        content, the pretrained file it loads (path, size, mtime) and the
+        domain its galleries are encoded in (it routes their images)."""
+        parts: List[Any] = [model_record(self.cfg.model),
+                            ['domain', self.domain]]
         if self.checkpoint is not None:
             parts.append(_digest_file(self.checkpoint))
         pretrained = self.cfg.model.get('backbone', {}).get('pretrained')
@@ -260,9 +262,7 @@ class TPRInferencer(BaseInferencer):
 
     # -- galleries ------------------------------------------------------------
     def _cache_path(self, key: str) -> str:
-        # the gallery's domain routes its images: part of the identity
-        name = hashlib.sha256(
-            f'{self.model_id}:domain={self.domain}:{key}'.encode()).hexdigest()
+        name = hashlib.sha256(f'{self.model_id}:{key}'.encode()).hexdigest()
         return osp.join(self.cache_dir, f'{name[:24]}.pth')
 
     def _cached(self, key: str, paths: List[str], root: str,
