@@ -1,17 +1,30 @@
 """The search page's logic without a browser: input checks, formatting,
-SearchPage against TPRInferencer.search and the Gradio page's components."""
+SearchPage against TPRInferencer.search, the Gradio page's components and
+tools/webui.py (launch replaced)."""
+import importlib.util
 import os
 import os.path as osp
 import socket
 import sys
 
 import pytest
+import torch
 from conftest import tiny_cfg
 from PIL import Image
 
 from mmtpr.apis import TPRInferencer
 from mmtpr.apis import search_app as sa
 from mmtpr.utils.errors import ConfigError, DataError
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope='module')
@@ -229,3 +242,38 @@ def test_busy_port_is_a_config_error(setup):
         with pytest.raises(ConfigError, match=f'127.0.0.1:{port}'):
             sa.launch_search_app(app, port=port, block=False)
 
+
+# -- tools/webui.py
+def test_tool_defaults_to_a_local_address(setup, tmp_path, monkeypatch):
+    pytest.importorskip('gradio')
+    tool = load_tool('webui')
+    args = tool.parse_args(['c.py', 'k.pth', '--gallery', 'g'])
+    assert (args.host, args.port, args.share, args.topk) == (
+        '127.0.0.1', 7860, False, 10)
+    checkpoint = str(tmp_path / 'model.pth')
+    torch.save({'state_dict': setup['inferencer'].model.state_dict()},
+               checkpoint)
+    calls = []
+    monkeypatch.setattr(tool, 'launch_search_app',
+                        lambda *args, **kwargs: calls.append(args))
+    app = tool.main([setup['config'], checkpoint, '--gallery-split',
+                     'train', '--cache-dir', str(setup['root'] / 'cache'),
+                     '--topk', '3', '--example', 'a man in red'])
+    assert calls == [(app, '127.0.0.1', 7860, False)]
+    assert len(app.mmtpr_page.gallery) == 24
+
+
+def test_tool_bad_gallery_is_one_error_block(setup, tmp_path, capsys):
+    pytest.importorskip('gradio')
+    from mmtpr.utils.cli import EXIT_USER_ERROR, run_tool
+    tool = load_tool('webui')
+    checkpoint = str(tmp_path / 'model.pth')
+    torch.save({'state_dict': setup['inferencer'].model.state_dict()},
+               checkpoint)
+    with pytest.raises(SystemExit) as exit_info:
+        run_tool(tool.main, [setup['config'], checkpoint, '--gallery',
+                             str(tmp_path / 'nowhere')])
+    assert exit_info.value.code == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith('error: gallery ') and 'does not exist' in err
+    assert 'Traceback' not in err
