@@ -349,7 +349,7 @@ def build_search_app(inferencer, gallery: Gallery, topk: int = 10,
         grid = gr.Gallery(
             label='ranked gallery images', show_label=False, columns=10,
             height='auto', object_fit='contain', format='png',
-            interactive=False, allow_preview=True, elem_id='mmtpr-results')
+            interactive=False, fit_columns=False, elem_id='mmtpr-results')
         gr.Markdown(FRAMES_NOTE, elem_id='mmtpr-frames-note')
         names = [n for n in ('query', 'topk', 'domain', 'query_pid')
                  if n in controls]
