@@ -287,7 +287,8 @@ def _controls(gr, page: SearchPage, topk: int) -> Dict[str, Any]:
     """The input components; the domain selector and the query's person
     id only when they apply."""
     controls = dict(query=gr.Textbox(
-        label='Description of the person', lines=2, max_lines=6,
+        label='Description of the person (Enter searches)', lines=1,
+        max_lines=6,
         placeholder='e.g. ' + EXAMPLE_QUERIES[0], elem_id='mmtpr-query'))
     with gr.Row():
         controls['topk'] = gr.Slider(

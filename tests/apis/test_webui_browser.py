@@ -170,9 +170,15 @@ def grid(driver):
             driver.find_elements('css selector', '#mmtpr-results img')]
 
 
-def search(driver, count, before=()):
-    """Click Search; wait for ``count`` results other than ``before``."""
-    driver.find_element('id', 'mmtpr-search').click()
+def search(driver, count, before=(), enter=False):
+    """Click Search (or press Enter in the query); wait for ``count``
+    results other than ``before``."""
+    if enter:
+        from selenium.webdriver.common.keys import Keys
+        driver.find_element('css selector', '#mmtpr-query textarea'
+                            ).send_keys(Keys.ENTER)
+    else:
+        driver.find_element('id', 'mmtpr-search').click()
     return wait_for(driver, lambda d: (
         len(grid(d)) == count and grid(d) != list(before)
         and ' ms' in d.find_element('id', 'mmtpr-status').text
@@ -202,7 +208,7 @@ def test_search_page_in_chromium(served, browser, tmp_path):
         'css selector', '#mmtpr-query textarea'), 'the page')
     type_into(browser, '#mmtpr-topk input[type=number]', str(TOPK))
     type_into(browser, '#mmtpr-query textarea', query)
-    shown = search(browser, TOPK)
+    shown = search(browser, TOPK, enter=True)
 
     inferencer = TPRInferencer(served['config'], served['checkpoint'],
                                device='cpu', show_progress=False,
@@ -236,7 +242,8 @@ def test_search_page_in_chromium(served, browser, tmp_path):
     browser.find_element('id', 'mmtpr-search').click()
     wait_for(browser, lambda d: 'the query is empty' in d.find_element(
         'id', 'mmtpr-status').text and not grid(d), 'the empty-query message')
-    print(f'\nchecked in Chromium ({served["url"]}): top-{TOPK} grid '
+    print(f'\nchecked in Chromium ({served["url"]}): Enter -> top-{TOPK} '
+          'grid '
           f'{[c.rsplit(" · ", 1)[1] for c in captions]} equals '
           f'TPRInferencer.search in order, ranks and scores; status '
           f'{status!r}; with person {pid} ({matches} of the {TOPK} are '
