@@ -54,9 +54,12 @@ def skip_reason():
             __import__(module)
         except ImportError:
             return f'{module} is not installed (pip install -e {extra})'
-    if not CHROMIUM or not CHROMEDRIVER:
-        return ('no browser: apt-get install chromium chromium-driver (or '
-                'set MMTPR_CHROMIUM and MMTPR_CHROMEDRIVER)')
+    for what, path in (('chromium', CHROMIUM),
+                       ('chromedriver', CHROMEDRIVER)):
+        if not path or not os.access(path, os.X_OK):
+            return (f'no browser: {what} not found ({path or "not on PATH"}'
+                    '); apt-get install chromium chromium-driver (or set '
+                    'MMTPR_CHROMIUM and MMTPR_CHROMEDRIVER)')
     return None
 
 
