@@ -244,7 +244,8 @@ def test_busy_port_is_a_config_error(setup):
 
 
 # -- tools/webui.py
-def test_tool_defaults_to_a_local_address(setup, tmp_path, monkeypatch):
+def test_tool_defaults_to_a_local_address(setup, tmp_path, monkeypatch,
+                                          capsys):
     pytest.importorskip('gradio')
     tool = load_tool('webui')
     args = tool.parse_args(['c.py', 'k.pth', '--gallery', 'g'])
@@ -261,6 +262,15 @@ def test_tool_defaults_to_a_local_address(setup, tmp_path, monkeypatch):
                      '--topk', '3', '--example', 'a man in red'])
     assert calls == [(app, '127.0.0.1', 7860, False)]
     assert len(app.mmtpr_page.gallery) == 24
+    assert capsys.readouterr().out == ''  # no note for a local address
+    # public binding only when asked, and said
+    app = tool.main([setup['config'], checkpoint, '--gallery-split',
+                     'train', '--cache-dir', str(setup['root'] / 'cache'),
+                     '--host', '0.0.0.0', '--port', '8000', '--share'])
+    assert calls[1] == (app, '0.0.0.0', 8000, True)
+    out = capsys.readouterr().out
+    assert 'serving on 0.0.0.0: anyone who can reach this machine' in out
+    assert '--share opens a public link' in out
 
 
 def test_tool_bad_gallery_is_one_error_block(setup, tmp_path, capsys):
