@@ -30,6 +30,11 @@ def _read(path: str) -> list:
                 if line.strip() and not line.startswith('#')]
 
 
+def _optional() -> list:
+    return [req for name in ('webui', 'tensorboard')
+            for req in _read(f'requirements/{name}.txt')]
+
+
 setup(
     name='mmtpr',
     version=_version(),
@@ -40,8 +45,14 @@ setup(
     packages=find_packages(include=['mmtpr', 'mmtpr.*']),
     python_requires='>=3.9',
     install_requires=_read('requirements/runtime.txt') + [_mmcv_requirement()],
-    extras_require={'tests': _read('requirements/tests.txt'),
-                    'faiss': _read('requirements/faiss.txt')},
+    extras_require={
+        # the test suite runs every optional part (search page, ONNX,
+        # TensorBoard, FAISS), so it needs their packages too
+        'tests': _read('requirements/tests.txt') + _optional(),
+        'faiss': _read('requirements/faiss.txt'),
+        'webui': _read('requirements/webui.txt'),
+        'tensorboard': _read('requirements/tensorboard.txt'),
+    },
     license='Apache-2.0',
     zip_safe=False,
 )

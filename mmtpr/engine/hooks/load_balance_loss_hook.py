@@ -40,8 +40,11 @@ class LoadBalanceLossHook(Hook):
       min_fraction``: per tower, the mean of the layers' entropies and the
       smallest expert share of all its layers.
 
-    The same scalars (without the ``train/`` prefix, as LoggerHook names
-    them) are also written to ``runner.visualizer`` at ``step = iter + 1``.
+    :class:`LoggerHook` sends the message hub's scalars to
+    ``runner.visualizer`` (TensorBoard, W&B, ...) without the ``train/``
+    prefix; with ``log_per_layer=False`` the per-layer scalars, kept out of
+    the text log, are written to the visualizer directly at ``step = iter +
+    1``.
     Statistics are those of the last training forward, averaged over the
     ranks in distributed training.
 
@@ -172,10 +175,14 @@ class LoadBalanceLossHook(Hook):
         hub = dict(tower_scalars)
         if self.log_per_layer:
             hub.update(layer_scalars)
+        # LoggerHook prints the message hub's scalars and sends them to the
+        # visualizer (TensorBoard, ...); the per-layer ones kept out of the
+        # text log go to the visualizer directly
         for key, value in hub.items():
             runner.message_hub.update_scalar(f'train/{key}', value)
-        runner.visualizer.add_scalars({**layer_scalars, **tower_scalars},
-                                      step=runner.iter + 1)
+        if not self.log_per_layer:
+            runner.visualizer.add_scalars(layer_scalars,
+                                          step=runner.iter + 1)
         for message in self._collapse.update(runner.iter + 1, stats):
             runner.logger.warning(f'LoadBalanceLossHook: {message}')
 
