@@ -13,8 +13,9 @@ pytest.importorskip('tensorboard', reason='needs the tensorboard package '
 
 
 def test_scalars_reach_the_event_file(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import \
-        EventAccumulator
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
     cfg = tiny_cfg(tmp_path / 'work', str(tmp_path / 'synth'), max_epochs=2)
     for split in ('train', 'val', 'test'):
         cfg[f'{split}_dataloader'].dataset.generate = True
