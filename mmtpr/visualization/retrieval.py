@@ -108,23 +108,13 @@ def draw_retrieval(query: str,
         ValueError: if the lengths of the sequences differ, or no image is
             given.
     """
-    num = len(image_paths)
-    if num == 0:
-        raise ValueError('draw_retrieval needs at least one image')
-    if len(scores) != num or (matches is not None and len(matches) != num):
-        raise ValueError(
-            f'image_paths, scores and matches must have the same length, got '
-            f'{num}, {len(scores)} and '
-            f'{None if matches is None else len(matches)}')
+    num = _check_lengths(image_paths, scores, matches)
     font = _font(font_size)
     cell_w, cell_h = cell_size
     outer_w, outer_h = cell_w + 2 * frame, cell_h + 2 * frame
     width = margin + num * (outer_w + margin)
-    scratch = ImageDraw.Draw(Image.new('RGB', (1, 1)))
     line_h = font_size + 4
-    lines = list(_wrap(scratch, query, font, width - 2 * margin))
-    if title:
-        lines = [title] + lines
+    lines = _text_lines(query, title, font, width - 2 * margin)
     text_h = len(lines) * line_h
     height = margin + text_h + margin + outer_h + 4 + 2 * line_h + margin
 
@@ -135,22 +125,53 @@ def draw_retrieval(query: str,
                   font=font)
     top = margin + text_h + margin
     for rank, (path, score) in enumerate(zip(image_paths, scores)):
-        left = margin + rank * (outer_w + margin)
         color = UNKNOWN_COLOR if matches is None else (
             MATCH_COLOR if matches[rank] else MISMATCH_COLOR)
-        draw.rectangle([left, top, left + outer_w - 1, top + outer_h - 1],
-                       fill=color)
-        image = Image.fromarray(read_image(path, backend='pillow',
-                                           channel_order='rgb'))
-        cell = _fit(image.convert('RGB'), (cell_w, cell_h))
-        canvas.paste(cell, (left + frame, top + frame))
-        label_top = top + outer_h + 4
-        for j, label in enumerate((f'#{rank + 1}', f'{float(score):.3f}')):
-            text_w = _text_width(draw, label, font)
-            draw.text((left + (outer_w - text_w) / 2,
-                       label_top + j * line_h), label, fill=TEXT_COLOR,
-                      font=font)
+        _draw_cell(canvas, draw, (margin + rank * (outer_w + margin), top),
+                   path, (f'#{rank + 1}', f'{float(score):.3f}'), color,
+                   cell_size, frame, font, line_h)
     return canvas
+
+
+def _check_lengths(image_paths, scores, matches) -> int:
+    num = len(image_paths)
+    if num == 0:
+        raise ValueError('draw_retrieval needs at least one image')
+    if len(scores) != num or (matches is not None and len(matches) != num):
+        raise ValueError(
+            f'image_paths, scores and matches must have the same length, got '
+            f'{num}, {len(scores)} and '
+            f'{None if matches is None else len(matches)}')
+    return num
+
+
+def _text_lines(query: str, title: Optional[str], font,
+                width: int) -> List[str]:
+    """The title (if any) and the query wrapped to ``width`` pixels."""
+    scratch = ImageDraw.Draw(Image.new('RGB', (1, 1)))
+    lines = list(_wrap(scratch, query, font, width))
+    return [title] + lines if title else lines
+
+
+def _draw_cell(canvas: Image.Image, draw: ImageDraw.ImageDraw,
+               corner: Tuple[int, int], path: str, labels: Sequence[str],
+               color: Tuple[int, int, int], cell_size: Tuple[int, int],
+               frame: int, font, line_h: int) -> None:
+    """One ranked image: its frame, the image fitted in it, the labels
+    centred below."""
+    (left, top), (cell_w, cell_h) = corner, cell_size
+    outer_w, outer_h = cell_w + 2 * frame, cell_h + 2 * frame
+    draw.rectangle([left, top, left + outer_w - 1, top + outer_h - 1],
+                   fill=color)
+    image = Image.fromarray(read_image(path, backend='pillow',
+                                       channel_order='rgb'))
+    canvas.paste(_fit(image.convert('RGB'), cell_size),
+                 (left + frame, top + frame))
+    for j, label in enumerate(labels):
+        text_w = _text_width(draw, label, font)
+        draw.text((left + (outer_w - text_w) / 2,
+                   top + outer_h + 4 + j * line_h), label, fill=TEXT_COLOR,
+                  font=font)
 
 
 def save_picture(image: Image.Image, path: str) -> str:

@@ -311,20 +311,35 @@ def export_pytorch(config: str,
     petl_cfgs = [dict(c) for c in (backbone_cfg.get('petl') or [])]
     merged, kept = merge_techniques(model, petl_cfgs) if merge else (
         OrderedDict(), copy.deepcopy(petl_cfgs))
-    params_after = sum(p.numel() for p in model.parameters())
-
-    model_path = osp.join(out_dir, 'model.pth')
-    config_path = osp.join(out_dir, 'config.py')
     name = osp.basename(osp.normpath(osp.abspath(out_dir)))
     out_cfg = exported_config(cfg, kept, name)
     meta = _export_meta(out_cfg, config, checkpoint, kind, source_meta,
-                        merged, kept, params_before, params_after)
+                        merged, kept, params_before,
+                        sum(p.numel() for p in model.parameters()))
+    paths = _write_export(model, meta, out_cfg, out_dir,
+                          (config, checkpoint, kind, merged))
+    del model  # the check builds the model a second time
+    meta['summary'] = _summary(config, checkpoint, kind, merged, merge,
+                               meta, *paths)
+    if check:
+        tolerance = atol if atol is not None else (
+            1e-5 if backbone_cfg.get('frozen_dtype') is None else 1e-2)
+        _check_export(paths[:2], reference, inputs, tolerance, meta)
+    return meta
+
+
+def _write_export(model: nn.Module, meta: dict, out_cfg: Config,
+                  out_dir: str, source: tuple) -> Tuple[str, str, int]:
+    """Write ``model.pth`` (atomically) and ``config.py``; returns their
+    paths and the number of tensors."""
+    config, checkpoint, kind, merged = source
+    model_path = osp.join(out_dir, 'model.pth')
+    config_path = osp.join(out_dir, 'config.py')
     buffer = io.BytesIO()
-    torch.save(dict(state_dict=model.state_dict(), meta=meta), buffer)
+    state_dict = model.state_dict()
+    torch.save(dict(state_dict=state_dict, meta=meta), buffer)
     os.makedirs(out_dir, exist_ok=True)
     atomic_write_bytes(buffer.getbuffer(), model_path)
-    num_tensors = len(model.state_dict())
-    del buffer, model  # the check builds the model a second time
     merged_text = ', '.join(f"{k} ({v['modules']} modules)"
                             for k, v in merged.items()) or 'nothing'
     dump_config(out_cfg, config_path, [
@@ -334,27 +349,29 @@ def export_pytorch(config: str,
         'model.pth.',
         f'Test: python tools/test.py {config_path} {model_path}',
     ])
-    meta['summary'] = _summary(config, checkpoint, kind, merged, merge,
-                               meta, model_path, config_path, num_tensors)
-    if check:
-        tolerance = atol if atol is not None else (
-            1e-5 if backbone_cfg.get('frozen_dtype') is None else 1e-2)
-        try:
-            diffs = verify(config_path, model_path, reference, inputs,
-                           tolerance)
-        except Exception as err:
-            for path in (model_path, config_path):
-                os.remove(path)
-            raise CheckpointError(
-                f'{err}\nThe export failed its verification and was '
-                f'removed from {out_dir}.') from None
-        meta['summary'].append(
-            f'  verified: {config_path} (pretrained=None) loads '
-            f'{osp.basename(model_path)} strictly; max |feature diff| '
-            f"image {diffs['image']:.2g}, text {diffs['text']:.2g} "
-            f'(tolerance {tolerance:g})')
-        meta['verified'] = diffs
-    return meta
+    return model_path, config_path, len(state_dict)
+
+
+def _check_export(paths: Tuple[str, str], reference, inputs,
+                  tolerance: float, meta: dict) -> None:
+    """Verify the written export (see :func:`verify`); remove it if it
+    fails."""
+    model_path, config_path = paths
+    try:
+        diffs = verify(config_path, model_path, reference, inputs,
+                       tolerance)
+    except Exception as err:
+        for path in (model_path, config_path):
+            os.remove(path)
+        raise CheckpointError(
+            f'{err}\nThe export failed its verification and was removed '
+            f'from {osp.dirname(model_path)}.') from None
+    meta['summary'].append(
+        f'  verified: {config_path} (pretrained=None) loads '
+        f'{osp.basename(model_path)} strictly; max |feature diff| '
+        f"image {diffs['image']:.2g}, text {diffs['text']:.2g} "
+        f'(tolerance {tolerance:g})')
+    meta['verified'] = diffs
 
 
 def _summary(config, checkpoint, kind, merged, merge, meta, model_path,

@@ -246,25 +246,39 @@ def load_petl_checkpoint(model: nn.Module,
         warn_if_frozen_weights_differ(model, meta, source)
         state_dict = complete_petl_state_dict(model, state_dict)
     elif strict:
-        own = model.state_dict()
-        problems = describe_key_mismatch(list(own), state_dict, own)
-        if problems:
-            raise CheckpointError(
-                f'{source} does not fit the model of the config: '
-                + '; '.join(problems) + '. Use the config it was trained '
-                'with (or load it non-strictly).')
+        check_full_checkpoint(model, state_dict, source)
     if strict:
         model.load_state_dict(state_dict, strict=True)
     else:
-        own = model.state_dict()
-        fitting = {k: v for k, v in state_dict.items()
-                   if k in own and getattr(v, 'shape', None) == own[k].shape}
-        result = model.load_state_dict(fitting, strict=False)
-        print_log(f'{source}: loaded {len(fitting)} of {len(own)} tensors '
-                  f'non-strictly ({len(result.missing_keys)} missing, '
-                  f'{len(state_dict) - len(fitting)} not fitting)',
-                  logger='current', level=logging.WARNING)
+        load_what_fits(model, state_dict, source)
     return checkpoint
+
+
+def check_full_checkpoint(model: nn.Module, state_dict: Dict[str, Any],
+                          source: str) -> None:
+    """Refuse a full state dict whose keys or shapes differ from
+    ``model``'s, naming the missing, unexpected and mis-shaped keys."""
+    own = model.state_dict()
+    problems = describe_key_mismatch(list(own), state_dict, own)
+    if problems:
+        raise CheckpointError(
+            f'{source} does not fit the model of the config: '
+            + '; '.join(problems) + '. Use the config it was trained '
+            'with (or load it non-strictly).')
+
+
+def load_what_fits(model: nn.Module, state_dict: Dict[str, Any],
+                   source: str) -> None:
+    """Load the entries of ``state_dict`` whose key and shape fit
+    ``model``; log how many did (non-strict loading)."""
+    own = model.state_dict()
+    fitting = {k: v for k, v in state_dict.items()
+               if k in own and getattr(v, 'shape', None) == own[k].shape}
+    result = model.load_state_dict(fitting, strict=False)
+    print_log(f'{source}: loaded {len(fitting)} of {len(own)} tensors '
+              f'non-strictly ({len(result.missing_keys)} missing, '
+              f'{len(state_dict) - len(fitting)} not fitting)',
+              logger='current', level=logging.WARNING)
 
 
 def warn_if_frozen_weights_differ(model: nn.Module, meta: Dict[str, Any],
