@@ -1,4 +1,4 @@
-# DM-Adapter on CLIP ViT-B/16 (methods.md 2): frozen CLIP with a sparse
+# DM-Adapter on CLIP ViT-B/16 (docs/methods.md §2): frozen CLIP with a sparse
 # mixture of 6 adapters (top-2, reduction 8) and a domain-aware router beside
 # the MLP of all 12 blocks of both towers (output scale 0.1 visual, 4 text):
 # 15,669,528 trainable parameters. SDM + 0.5 x load-balancing loss.
@@ -22,7 +22,7 @@ model = dict(
 )
 
 # lr 3e-4; every parameter whose name contains 'bias' (expert biases, LN3
-# bias) at 2x lr without weight decay (methods.md 2.5).
+# bias) at 2x lr without weight decay (docs/methods.md §2.5).
 optim_wrapper = dict(
     optimizer=dict(lr=3e-4),
     paramwise_cfg=dict(

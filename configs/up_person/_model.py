@@ -1,8 +1,8 @@
-# UP-Person on CLIP ViT-B/16 (methods.md 1): frozen CLIP with S-Prefix
+# UP-Person on CLIP ViT-B/16 (docs/methods.md §1): frozen CLIP with S-Prefix
 # (P=10), KV-LoRA (r=32) and L-Adapter (reduction 8) in all 12 blocks of
 # both towers: 7,419,816 trainable parameters. Trained with SDM on masked
 # captions; one learning rate for every parameter, no weight decay on
-# biases (methods.md 1.5).
+# biases (docs/methods.md §1.5).
 _base_ = [
     '../_base_/models/clip_b16_sdm.py',
     '../_base_/schedules/sdm_60e.py',

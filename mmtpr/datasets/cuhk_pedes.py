@@ -10,7 +10,7 @@ from .base_tpr_dataset import BaseTPRDataset
 class CUHKPEDES(BaseTPRDataset):
     """CUHK-PEDES: 13,003 persons, 40,206 images, about 2 captions each.
 
-    On disk (methods.md 5)::
+    On disk (docs/methods.md §5)::
 
         data_root/                 e.g. data/CUHK-PEDES
         |-- reid_raw.json          list of records, one per image

@@ -13,7 +13,7 @@ ICFG_ANN_FILES = ('ICFG-PEDES.json', 'ICFG_PEDES.json')
 class ICFGPEDES(BaseTPRDataset):
     """ICFG-PEDES: 4,102 persons, 54,522 images, one caption each.
 
-    On disk (methods.md 5)::
+    On disk (docs/methods.md §5)::
 
         data_root/                 e.g. data/ICFG-PEDES
         |-- ICFG-PEDES.json        (or ICFG_PEDES.json: both are accepted)

@@ -10,7 +10,7 @@ from .base_tpr_dataset import BaseTPRDataset
 class RSTPReid(BaseTPRDataset):
     """RSTPReid: 4,101 persons, 20,505 images, 2 captions each.
 
-    On disk (methods.md 5)::
+    On disk (docs/methods.md §5)::
 
         data_root/                 e.g. data/RSTPReid
         |-- data_captions.json     list of records, one per image

@@ -17,7 +17,7 @@ model = dict(
     data_preprocessor=dict(
         type='TPRDataPreprocessor',
         to_rgb=True,
-        # IRRA erases after Normalize, filling with the mean (methods.md 0.9)
+        # IRRA erases after Normalize, filling with the mean (docs/methods.md §0.9)
         random_erasing=dict(
             prob=0.5,
             scale=(0.02, 0.4),

@@ -1,4 +1,4 @@
-# The recipe shared by IRRA, UP-Person and DM-Adapter (methods.md 0.8, 3):
+# The recipe shared by IRRA, UP-Person and DM-Adapter (docs/methods.md §0.8, §3):
 # Adam with eps 1e-3, coupled L2 weight decay 4e-5 (none on biases),
 # 5 warm-up epochs from 0.1x, then cosine to 0 at epoch 60, stepped per epoch.
 optim_wrapper = dict(

@@ -71,7 +71,7 @@ class TokenizeCaption(CaptionTransform):
 
 @TRANSFORMS.register_module()
 class MaskCaption(CaptionTransform):
-    """BERT-style random masking of caption tokens (methods.md 0.7).
+    """BERT-style random masking of caption tokens (docs/methods.md §0.7).
 
     Both papers train the SDM loss on masked captions. Every word token
     (not padding, SOT, EOT or the mask token itself) is selected with

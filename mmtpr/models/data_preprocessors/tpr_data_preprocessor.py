@@ -23,7 +23,7 @@ class TPRDataPreprocessor(BaseDataPreprocessor):
     Training-time random erasing runs here, on the device, AFTER
     normalisation, because that is where IRRA's pipeline applies it
     (``RandomErasing(value=mean)`` after ``Normalize``): the erased box is
-    filled with ``erase_value`` in normalised space (methods.md 0.9).
+    filled with ``erase_value`` in normalised space (docs/methods.md §0.9).
 
     Args:
         mean (sequence of float): per-channel mean on the 0-255 scale, in

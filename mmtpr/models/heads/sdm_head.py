@@ -15,7 +15,7 @@ class SDMHead(nn.Module):
     """L2-normalises paired features and computes the SDM loss.
 
     IRRA and both PETL papers fix the temperature at 0.02 (logit scale 50,
-    a plain tensor that is never learned, methods.md 0.3); that is the
+    a plain tensor that is never learned, docs/methods.md §0.3); that is the
     default here. With ``learnable_scale=True`` the scale is learned in log
     space as in CLIP, starting at ``1 / temperature`` and clamped at 100.
 

@@ -11,7 +11,7 @@ def sdm_loss(image_feats: torch.Tensor,
              pids: torch.Tensor,
              logit_scale: torch.Tensor,
              eps: float = 1e-8) -> torch.Tensor:
-    """SDM loss of a batch of aligned image-text pairs (methods.md 0.5).
+    """SDM loss of a batch of aligned image-text pairs (docs/methods.md §0.5).
 
     With ``S_ij = cos(t_i, v_j)`` and targets ``q_ij = 1[y_i == y_j] /
     sum_k 1[y_i == y_k]`` (uniform over same-person pairs, diagonal

@@ -13,7 +13,7 @@ from .utils import TOWERS, Layers, PETLModule, attach, petl_blocks
 @PETL.register_module()
 class LNAdapter(PETLModule):
     """An adapter parallel to a LayerNorm (UP-Person's L-Adapter,
-    methods.md 1.2)::
+    docs/methods.md §1.2)::
 
         h = LN(x) + s * up(relu(down(x)))
 

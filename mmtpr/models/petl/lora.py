@@ -13,7 +13,7 @@ from .utils import TOWERS, Layers, PETLModule, attach, petl_blocks
 @PETL.register_module()
 class KVLoRA(PETLModule):
     """Low-rank updates of the key and value rows of CLIP's fused
-    in-projection (UP-Person, methods.md 1.2)::
+    in-projection (UP-Person, docs/methods.md §1.2)::
 
         K = h (W_k + s_K B_K A_K)^T + b_k,   V = h (W_v + s_V B_V A_V)^T + b_v
 

@@ -11,14 +11,14 @@ from mmtpr.registry import PETL
 
 from .utils import TOWERS, Layers, PETLModule, attach, petl_blocks
 
-# The reference hard-codes the output scale per tower (methods.md 2.2).
+# The reference hard-codes the output scale per tower (docs/methods.md §2.2).
 DEFAULT_SCALES = {'visual': 0.1, 'text': 4.0}
 
 
 @PETL.register_module()
 class MixtureOfAdapters(PETLModule):
     """Sparse mixture of adapters with a domain-aware router (DM-Adapter,
-    AAAI 2025; methods.md 2.2), parallel to the MLP of a block::
+    AAAI 2025; docs/methods.md §2.2), parallel to the MLP of a block::
 
         u   = LN3(x)                                   (x: post-attention)
         g   = (1 - alpha) W_in u + alpha W_task p_dom  (E logits per token)

@@ -13,7 +13,7 @@ from .utils import TOWERS, Layers, PETLModule, attach, petl_blocks
 @PETL.register_module()
 class ScaledPrefix(PETLModule):
     """Scaled prefix tokens of one attention layer (UP-Person's S-Prefix,
-    methods.md 1.2).
+    docs/methods.md §1.2).
 
     P key tokens ``PK`` and P value tokens ``PV`` (each P x d, split into
     heads like any key/value) are inserted after token 0 of the already
