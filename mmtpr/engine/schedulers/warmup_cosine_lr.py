@@ -14,7 +14,8 @@ from mmtpr.registry import PARAM_SCHEDULERS
 
 class WarmupCosineParamScheduler(_ParamScheduler):
     """Linear warm-up from ``warmup_factor`` then cosine decay to
-    ``eta_min_ratio``, as IRRA's ``LRSchedulerWithWarmup`` (docs/methods.md §0.8).
+    ``eta_min_ratio``, as IRRA's ``LRSchedulerWithWarmup``
+    (docs/methods.md §0.8).
 
     With ``s`` the 0-based step (epoch) index, ``W = warmup_steps`` and
     ``T = total_steps``::
