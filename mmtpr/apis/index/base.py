@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from mmtpr.evaluation.functional import check_positive_int
+from mmtpr.evaluation.functional.checks import to_tensor
 
 ArrayLike = Union[Tensor, np.ndarray]
 SearchResult = Tuple[ArrayLike, ArrayLike]
@@ -20,29 +21,9 @@ _CHECK_ROWS = 1 << 16
 # Input checks
 # --------------------------------------------------------------------------
 def _to_float32_tensor(value: Any, name: str) -> Tensor:
-    """Return ``value`` as a detached float32 tensor (not copied when it
-    already is one, or a float32 numpy array)."""
-    if isinstance(value, Tensor):
-        tensor = value.detach()
-    else:
-        if not isinstance(value, np.ndarray):
-            try:
-                value = np.asarray(value)
-            except (TypeError, ValueError) as err:
-                raise TypeError(f'`{name}` must be a torch.Tensor or a '
-                                f'numpy array, got {type(value).__name__}.'
-                                ) from err
-        if value.dtype.kind not in 'fiu':
-            raise TypeError(f'`{name}` must hold real numbers, got dtype '
-                            f'{value.dtype}.')
-        value = np.ascontiguousarray(value, dtype=np.float32)
-        if not value.flags.writeable:  # torch.from_numpy warns otherwise
-            value = value.copy()
-        tensor = torch.from_numpy(value)
-    if tensor.dtype.is_complex or tensor.dtype == torch.bool:
-        raise TypeError(f'`{name}` must hold real numbers, got dtype '
-                        f'{tensor.dtype}.')
-    return tensor.to(torch.float32)
+    """``value`` as a detached float32 tensor (not copied when it already
+    is one, or a float32 numpy array)."""
+    return to_tensor(value, name, torch.float32)
 
 
 def _check_2d(tensor: Tensor, name: str) -> None:

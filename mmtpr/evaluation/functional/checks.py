@@ -5,7 +5,7 @@ Every check raises with the offending value and what was expected, and
 returns the value in the form the callers compute with.
 """
 from numbers import Integral
-from typing import Any, List, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -32,15 +32,20 @@ def format_list(values: List[Any]) -> str:
     return '[' + ', '.join(listed) + ']'
 
 
-def to_tensor(value: Any, name: str) -> Tensor:
-    """Convert a tensor, numpy array or sequence to a detached tensor.
+def to_tensor(value: Any, name: str,
+              dtype: Optional[torch.dtype] = None) -> Tensor:
+    """Convert a tensor, numpy array or sequence to a detached tensor: the
+    one converter of mmtpr's ranking and search inputs.
 
-    Tensors keep their device and dtype; numpy arrays are wrapped without
-    a copy when they are contiguous.
+    Tensors keep their device; numpy arrays are wrapped without a copy
+    when they are contiguous and writeable.
 
     Args:
         value (Tensor | np.ndarray | Sequence): The input.
         name (str): Its argument name, for the error message.
+        dtype (torch.dtype, optional): Convert to it; the values must then
+            be real numbers (not bool, complex or text). Defaults to None
+            (keep the dtype).
 
     Returns:
         Tensor: The detached tensor.
@@ -49,14 +54,29 @@ def to_tensor(value: Any, name: str) -> Tensor:
         TypeError: If ``value`` cannot be converted.
     """
     if isinstance(value, Tensor):
-        return value.detach()
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
-    try:
-        return torch.as_tensor(value)
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise TypeError(f'`{name}` must be a torch.Tensor or a numpy '
-                        f'array, got {type(value).__name__}.') from err
+        tensor = value.detach()
+    else:
+        if not isinstance(value, np.ndarray):
+            try:
+                value = np.asarray(value)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f'`{name}` must be a torch.Tensor or a '
+                                f'numpy array, got {type(value).__name__}.'
+                                ) from err
+        if value.dtype.kind not in 'fiub' or (
+                dtype is not None and value.dtype.kind == 'b'):
+            raise TypeError(f'`{name}` must hold real numbers, got dtype '
+                            f'{value.dtype}.')
+        value = np.ascontiguousarray(value)
+        if not value.flags.writeable:  # torch.from_numpy warns otherwise
+            value = value.copy()
+        tensor = torch.from_numpy(value)
+    if dtype is not None:
+        if tensor.dtype.is_complex or tensor.dtype == torch.bool:
+            raise TypeError(f'`{name}` must hold real numbers, got dtype '
+                            f'{tensor.dtype}.')
+        tensor = tensor.to(dtype)
+    return tensor
 
 
 def is_integer_dtype(dtype: torch.dtype) -> bool:

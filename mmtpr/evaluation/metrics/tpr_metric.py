@@ -20,6 +20,7 @@ from ..functional import (
     check_topk,
     rank_features,
 )
+from ..functional.checks import to_tensor
 from .results_file import check_out_file, out_format, write_results_file
 
 _FIELDS = ('image_feat', 'text_feats', 'pid')
@@ -27,12 +28,10 @@ DIRECTIONS = ('t2i', 'i2t')
 
 
 def _as_float_tensor(value: Any, name: str) -> Tensor:
-    if isinstance(value, np.ndarray):
-        value = torch.from_numpy(np.ascontiguousarray(value))
-    elif not isinstance(value, Tensor):
+    if not isinstance(value, (Tensor, np.ndarray)):
         raise TypeError(f'TPRMetric: `{name}` must be a torch.Tensor or a '
                         f'numpy array, got {type(value).__name__}.')
-    return value.detach().to(device='cpu', dtype=torch.float32)
+    return to_tensor(value, name, torch.float32).cpu()
 
 
 def _as_pid(value: Any) -> int:

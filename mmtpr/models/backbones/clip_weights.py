@@ -20,6 +20,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
+from mmtpr.models.petl.checkpoint import strip_module_prefix
 from mmtpr.utils.checkpoint import (
     is_torchscript_archive,
     load_state_dict_file,
@@ -150,8 +151,7 @@ def load_clip_state_dict(path: str) -> ClipWeights:
     if not tensors:
         raise CheckpointError(f"'{path}' holds no CLIP weights (a {kind} "
                               'without tensors)')
-    tensors = {(k[len('module.'):] if k.startswith('module.') else k): v
-               for k, v in tensors.items()}
+    tensors = dict(strip_module_prefix(tensors))
     for key in _NON_WEIGHT_KEYS:
         tensors.pop(key, None)
     return ClipWeights(tensors, activation, kind)

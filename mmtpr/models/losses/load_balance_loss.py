@@ -15,7 +15,8 @@ class LoadBalanceLoss(nn.Module):
     (docs/methods.md §2.2); this loss is ``loss_weight * sum over
     layers``. With E experts and top-k routing every layer's term is k / E
     at perfect balance, so DM-Adapter's 24 layers (k=2, E=6, weight 0.5)
-    have a floor of 4.0. :class:`LoadBalanceLossHook` may schedule ``loss_weight``.
+    have a floor of 4.0. :class:`LoadBalanceLossHook` may schedule
+    ``loss_weight``.
 
     Args:
         loss_weight (float): Defaults to 0.5 (the reference's).
