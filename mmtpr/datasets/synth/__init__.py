@@ -24,7 +24,8 @@ dependency-free smoke test for whole training pipelines: a tiny CLIP
 trained from scratch for a few CPU minutes should already reach a test
 R@1 far above chance.
 
-The subpackage depends only on numpy, Pillow and (optionally) tqdm so
+The subpackage depends only on numpy, Pillow and MMEngine (its progress
+bar) so
 that it can be imported without the rest of the package. Its modules:
 
 - :mod:`.attributes`: attribute vocabularies, colours, identity sampling.

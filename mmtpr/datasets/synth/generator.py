@@ -54,14 +54,23 @@ def _rename_into_place(src: str, dst: str) -> None:
         os.rename(src, dst)
 
 
+class _Progress:
+    """MMEngine's progress bar, ended with a new line when closed."""
+
+    def __init__(self, total: int) -> None:
+        from mmengine.utils import ProgressBar
+        self.bar = ProgressBar(total)
+
+    def update(self, num: int = 1) -> None:
+        self.bar.update(num)
+
+    def close(self) -> None:
+        self.bar.file.write('\n')
+        self.bar.file.flush()
+
+
 def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a soft dependency
-        return None
-    return tqdm(total=total, desc='synth-pedes', unit='img')
+    return _Progress(total) if enabled else None
 
 
 def _write_json(path: str, obj: Any) -> None:
@@ -116,7 +125,7 @@ def generate_synth_pedes(out_dir: str,
             or a dict of the factors ``scale``, ``color_cast``, ``blur``
             and ``back_view_prob``; see :mod:`.camera`. Defaults to
             'standard'.
-        show_progress (bool): Show a tqdm progress bar. Defaults to True.
+        show_progress (bool): Show a progress bar. Defaults to True.
 
     Returns:
         dict: ``{split: {'ids': int, 'images': int, 'captions': int}}`` for
