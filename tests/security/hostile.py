@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from typing import Dict, Tuple
 
 import torch
 from PIL import Image
@@ -192,3 +193,73 @@ def exit_code(name, argv):
     except SystemExit as exc:
         return exc.code
     return None
+
+
+# ---------------------------------------------------------------------------
+# TorchScript archives whose __setstate__ writes a file when torch.jit.load
+# runs it (torch.from_file(..., shared=True) maps the marker and fill_
+# writes it; the result is kept, so TorchScript does not eliminate it)
+# ---------------------------------------------------------------------------
+class TupleStateProbe(torch.nn.Module):
+    """A custom ``__setstate__`` taking a tuple."""
+
+    __constants__ = ['marker']
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+        self.weight = torch.nn.Parameter(torch.ones(2))
+        self.probe = torch.zeros(8, dtype=torch.uint8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[torch.Tensor, bool]:
+        return (self.weight, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[torch.Tensor, bool]) -> None:
+        self.weight = state[0]
+        self.training = state[1]
+        written = torch.from_file(self.marker, shared=True, size=8,
+                                  dtype=torch.uint8)
+        self.probe = written.fill_(65)
+
+
+class DictStateProbe(torch.nn.Module):
+    """A custom ``__setstate__`` taking a dict, as a plain module's state
+    is."""
+
+    __constants__ = ['marker']
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+        self.weight = torch.nn.Parameter(torch.ones(2))
+        self.probe = torch.zeros(8, dtype=torch.uint8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
+
+    @torch.jit.export
+    def __getstate__(self) -> Dict[str, torch.Tensor]:
+        return {'weight': self.weight}
+
+    @torch.jit.export
+    def __setstate__(self, state: Dict[str, torch.Tensor]) -> None:
+        self.weight = state['weight']
+        self.training = False
+        written = torch.from_file(self.marker, shared=True, size=8,
+                                  dtype=torch.uint8)
+        self.probe = written.fill_(65)
+
+
+def hostile_torchscript(path, marker, kind='tuple'):
+    """Script and save a probe module; returns ``path``."""
+    import warnings
+    cls = TupleStateProbe if kind == 'tuple' else DictStateProbe
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', FutureWarning)
+        torch.jit.script(cls(str(marker))).save(str(path))
+    return str(path)
