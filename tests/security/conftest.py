@@ -6,12 +6,35 @@ import logging
 import os
 import os.path as osp
 import shutil
+import sys
+import tempfile
 
 import pytest
 import torch
 from conftest import build_runner, tiny_cfg
 
 from .hostile import snapshot
+
+
+def pytest_collection_finish(session):
+    """Start the subprocesses of test_exact_resume_demo.py in the
+    background when its tests are selected: they then run while the
+    in-process tests do (two cores, two kinds of work)."""
+    if session.config.option.collectonly or not any(
+            item.path.name == 'test_exact_resume_demo.py'
+            for item in session.items):
+        return
+    from .test_exact_resume_demo import BACKGROUND
+    factory = getattr(session.config, '_tmp_path_factory', None)
+    base = factory.mktemp('exact_resume') if factory is not None else \
+        tempfile.mkdtemp(prefix='mmtpr_exact_resume_')
+    BACKGROUND.start(base)
+
+
+def pytest_sessionfinish(session):
+    module = sys.modules.get(f'{__package__}.test_exact_resume_demo')
+    if module is not None:
+        module.BACKGROUND.stop()
 
 
 @pytest.fixture(scope='session')

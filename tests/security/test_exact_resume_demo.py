@@ -20,6 +20,7 @@ import os.path as osp
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -75,37 +76,88 @@ def finish(proc):
         return code, f.read()
 
 
+class DemoRuns:
+    """The uninterrupted run and, for each moment, the killed run and its
+    resumption: the four first runs in parallel, then the three
+    resumptions. They are subprocesses, started in the background as soon
+    as the session has selected this module's tests (see conftest's
+    ``pytest_collection_finish``), so that they overlap the in-process
+    tests; the ``runs`` fixture waits for them."""
+
+    def __init__(self):
+        self.thread = None
+        self.procs = []
+        self.result = self.error = None
+
+    def start(self, base):
+        if self.thread is not None:
+            return
+        base = str(base)
+        data_root = osp.join(base, 'data')
+        prepare_synth_pedes(data_root, generate=True, **DATA)
+        self.thread = threading.Thread(target=self._guarded,
+                                       args=(base, data_root), daemon=True)
+        self.thread.start()
+
+    def get(self, make_base):
+        if self.thread is None:
+            self.start(make_base())
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def stop(self):
+        """Kill what still runs (an interrupted session)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+
+    def _guarded(self, base, data_root):
+        try:
+            self.result = self._run(base, data_root)
+        except BaseException as err:  # noqa: B036 (re-raised by get)
+            self.error = err
+
+    def _start(self, *args):
+        self.procs.append(start(*args))
+        return self.procs[-1]
+
+    def _run(self, base, data_root):
+        common = ['--data-root', data_root, '--cfg-options', *cfg_options()]
+        dirs = {name: osp.join(base, name)
+                for name in ['reference', *MOMENTS]}
+        procs = {'reference': self._start(
+            [TRAIN, DEMO, '--work-dir', dirs['reference'], *common],
+            dirs['reference'], 'train')}
+        for name, (moment, number) in MOMENTS.items():
+            procs[name] = self._start(
+                [KILL, moment, str(number), DEMO, '--work-dir', dirs[name],
+                 *common], dirs[name], 'killed')
+        result = {name: dict(dir=dirs[name]) for name in dirs}
+        for name, proc in procs.items():
+            code, log = finish(proc)
+            result[name].update(code=code, log=log)
+        resumed = {}
+        for name in MOMENTS:
+            work = dirs[name]
+            result[name]['after_kill'] = sorted(os.listdir(work))
+            if result[name]['code'] == -signal.SIGKILL:
+                resumed[name] = self._start(
+                    [TRAIN, DEMO, '--work-dir', work, '--resume', *common],
+                    work, 'resumed')
+        for name, proc in resumed.items():
+            code, log = finish(proc)
+            result[name].update(resumed_code=code, resumed_log=log)
+        return result
+
+
+BACKGROUND = DemoRuns()
+
+
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
-    """The uninterrupted run and, for each moment, the killed run and its
-    resumption (the four first runs in parallel, then the three
-    resumptions)."""
-    base = tmp_path_factory.mktemp('exact_resume')
-    data_root = str(base / 'data')
-    prepare_synth_pedes(data_root, generate=True, **DATA)
-    common = ['--data-root', data_root, '--cfg-options', *cfg_options()]
-    dirs = {name: str(base / name) for name in ['reference', *MOMENTS]}
-    procs = {'reference': start([TRAIN, DEMO, '--work-dir',
-                                 dirs['reference'], *common],
-                                dirs['reference'], 'train')}
-    for name, (moment, number) in MOMENTS.items():
-        procs[name] = start([KILL, moment, str(number), DEMO, '--work-dir',
-                             dirs[name], *common], dirs[name], 'killed')
-    result = {name: dict(dir=dirs[name]) for name in dirs}
-    for name, proc in procs.items():
-        code, log = finish(proc)
-        result[name].update(code=code, log=log)
-    resumed = {}
-    for name in MOMENTS:
-        work = dirs[name]
-        result[name]['after_kill'] = sorted(os.listdir(work))
-        if result[name]['code'] == -signal.SIGKILL:
-            resumed[name] = start([TRAIN, DEMO, '--work-dir', work,
-                                   '--resume', *common], work, 'resumed')
-    for name, proc in resumed.items():
-        code, log = finish(proc)
-        result[name].update(resumed_code=code, resumed_log=log)
-    return result
+    return BACKGROUND.get(lambda: tmp_path_factory.mktemp('exact_resume'))
 
 
 def val_metrics(work_dir):

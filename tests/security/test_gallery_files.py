@@ -116,7 +116,7 @@ def test_retrieve_on_a_gallery_with_a_fifo_does_not_hang(trained, folder,
     out = run_python([
         'tools/retrieve.py', trained['config'], trained['epoch_2'],
         '--gallery', folder, '--query', 'a person', '--device', 'cpu',
-        '--cache-dir', ''], timeout=120)
+        '--cache-dir', ''], timeout=600)
     assert out.returncode == 2, out.stderr[-2000:]
     assert says(out.stderr, f"error: gallery entry '{fifo}' is not a "
                 'regular file (a FIFO'), out.stderr[-2000:]
