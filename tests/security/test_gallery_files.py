@@ -248,3 +248,31 @@ def test_a_symlinked_cache_entry_is_never_followed(infer, folder, outside,
     # with everything outside by the fixture)
     assert not osp.islink(entry) and osp.isfile(entry)
     assert len(Gallery.load(entry, folder)) == NUM_IMAGES
+
+
+def _root_etc(content):
+    content['root'] = '/etc'
+    content['paths'][0] = 'passwd'
+
+
+@pytest.mark.xfail(strict=True, reason='BUG: Gallery.load trusts the root '
+                   'that a feature file records (its digest is unkeyed): '
+                   "root='/etc' with the path 'passwd' names /etc/passwd "
+                   'and is accepted')
+def test_a_feature_file_cannot_point_at_etc_passwd_through_its_root(
+        infer, folder, tmp_path):
+    path = str(tmp_path / 'features.pth')
+    infer.load_gallery(folder).save(path)
+    rewrite(path, _root_etc)
+    with pytest.raises(MMTPRError, match=re.escape(
+            f"gallery feature file '{path}'") + '.*/etc'):
+        infer.load_gallery(path)
+
+
+def test_a_cache_entry_cannot_point_at_etc_passwd_through_its_root(
+        infer, folder):
+    entry = cache_entry(infer, folder)
+    rewrite(entry, _root_etc)
+    gallery = infer.load_gallery(folder)
+    assert len(infer.encoded) == NUM_IMAGES
+    assert '/etc/passwd' not in gallery.paths
