@@ -61,6 +61,7 @@ def parse_args():
 def pretrain(weights: str, work_dir: str) -> None:
     """Run the demo's pre-training stage and export its CLIP weights."""
     from mmengine.config import Config
+
     from mmtpr.registry import RUNNERS
     spec = importlib.util.spec_from_file_location(
         'demo', osp.join(ROOT, 'tools', 'demo.py'))
@@ -90,9 +91,9 @@ def variant_cfg(name: str, args):
 def timing(args) -> None:
     """Interleaved step timing of the variants on one fixed batch."""
     import torch
-    from mmtpr.registry import RUNNERS
 
     import mmtpr  # noqa: F401
+    from mmtpr.registry import RUNNERS
     runners = {}
     for name in args.variants:
         runner = RUNNERS.build(variant_cfg(name, args))
@@ -121,9 +122,8 @@ def timing(args) -> None:
 
 def run_variant(name: str, args) -> dict:
     """Train and test one variant in this process; return its numbers."""
-    from mmtpr.registry import RUNNERS
-
     import mmtpr  # noqa: F401
+    from mmtpr.registry import RUNNERS
     runner = RUNNERS.build(variant_cfg(name, args))
     start = time.time()
     runner.train()
