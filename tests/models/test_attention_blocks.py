@@ -71,3 +71,19 @@ def test_cpu_without_bf16_instructions_is_named(monkeypatch):
     monkeypatch.setattr(precision, 'cpu_has_bfloat16_matmul', lambda: False)
     reason = precision.slow_cpu_bfloat16_reason(nn.Linear(2, 2))
     assert 'no bfloat16 matrix instructions' in reason
+
+
+def test_small_models_warn_when_training_only(monkeypatch):
+    monkeypatch.setattr(precision, 'cpu_has_bfloat16_matmul', lambda: True)
+    logged = []
+    monkeypatch.setattr(precision, 'print_log',
+                        lambda msg, **kw: logged.append(msg))
+    backbone = build()  # 64 wide
+    images = torch.randn(2, 3, 64, 32)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        with torch.no_grad():
+            backbone.encode_image(images)
+        assert not logged
+        backbone.encode_image(images)
+        backbone.encode_image(images)
+    assert len(logged) == 1 and 'is 64 wide' in logged[0]

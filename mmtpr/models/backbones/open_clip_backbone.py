@@ -154,7 +154,7 @@ class OpenCLIPBackbone(BaseModule):
         self.grad_checkpointing = bool(grad_checkpointing)
         if self.grad_checkpointing:
             self.clip.set_grad_checkpointing(True)
-        self._bf16_checked = False
+        self._bf16_checked = set()  # 'train' / 'infer': warned once
         # The PETL modules of each tower, found once: they receive the
         # batch's context and report auxiliary losses (PETLModule).
         self._petl_modules: Dict[str, Tuple[PETLModule, ...]] = {
@@ -253,10 +253,11 @@ class OpenCLIPBackbone(BaseModule):
     @contextmanager
     def _autocast(self, device: torch.device) -> Iterator[None]:
         with autocast_unless_enabled(self.frozen_dtype, device):
-            if not self._bf16_checked and device.type == 'cpu' and \
-                    torch.is_autocast_enabled('cpu'):
-                self._bf16_checked = True
-                warn_if_slow_cpu_bfloat16(self.clip)
+            mode = 'train' if torch.is_grad_enabled() else 'infer'
+            if mode not in self._bf16_checked and device.type == 'cpu' \
+                    and torch.is_autocast_enabled('cpu'):
+                self._bf16_checked.add(mode)
+                warn_if_slow_cpu_bfloat16(self.clip, mode == 'train')
             yield
 
     def encode_image(self, images: torch.Tensor,

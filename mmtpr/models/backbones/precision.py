@@ -124,9 +124,22 @@ def cpu_has_bfloat16_matmul() -> Optional[bool]:
     return bool(names & {'avx512_bf16', 'amx_bf16'})
 
 
-def slow_cpu_bfloat16_reason(clip: nn.Module) -> Optional[str]:
+# Below this width (of the widest tower) a bfloat16 training step on the
+# CPU measured no faster than float32: the demo's 128-wide CLIP ran at
+# 0.9-1.05x, ViT-B/16 (768) at 2x (benchmarks/bf16_cpu.py).
+SMALL_WIDTH = 512
+
+
+def _width(clip: nn.Module) -> int:
+    return max((int(getattr(t, 'width', 0)) for t in _transformers(clip)),
+               default=0)
+
+
+def slow_cpu_bfloat16_reason(clip: nn.Module,
+                             training: bool = False) -> Optional[str]:
     """Why bfloat16 autocast would be slower than float32 for ``clip`` on
-    this CPU (measured: docs/benchmarks.md), or None."""
+    this CPU (measured: docs/benchmarks.md), or None; ``training`` for a
+    step with a backward pass."""
     if cpu_has_bfloat16_matmul() is False:
         return ('this CPU has no bfloat16 matrix instructions (AVX512-BF16 '
                 'or AMX): PyTorch emulates bfloat16 products, which are '
@@ -138,14 +151,22 @@ def slow_cpu_bfloat16_reason(clip: nn.Module) -> Optional[str]:
                 'batched products that copy the weight for every sample '
                 '(about 10x slower than float32); build the backbone with '
                 "attention='sdpa' (the default)")
+    width = _width(clip)
+    if training and 0 < width < SMALL_WIDTH:
+        return (f'the model is {width} wide: its matrix products are too '
+                'small for bfloat16 to win back the casts and the slower '
+                'bfloat16 attention backward (the demo model trains at '
+                '0.9-1.05x the float32 speed)')
     return None
 
 
-def warn_if_slow_cpu_bfloat16(clip: nn.Module) -> Optional[str]:
-    """Log a warning (once per call site's model) when bfloat16 autocast on
-    the CPU is known to be slower than float32 for ``clip``; returns the
-    reason, or None."""
-    reason = slow_cpu_bfloat16_reason(clip)
+def warn_if_slow_cpu_bfloat16(clip: nn.Module,
+                              training: bool = False) -> Optional[str]:
+    """Log a warning when bfloat16 autocast on the CPU is known to be
+    slower than float32 for ``clip`` (the backbone calls it once per
+    model, for inference and for training); returns the reason, or
+    None."""
+    reason = slow_cpu_bfloat16_reason(clip, training)
     if reason is not None:
         print_log(f'bfloat16 autocast on the CPU will be slower than '
                   f'float32: {reason}. Run in float32 (without --amp and '
