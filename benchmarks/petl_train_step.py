@@ -61,6 +61,34 @@ VARIANTS = {
 PRECISIONS = ('fp32', 'amp', 'amp_frozen_bf16')
 
 
+def _build_model(name: str, precision: str, checkpointing: bool):
+    """The retriever of one variant (random weights)."""
+    import torch
+
+    from mmtpr.registry import MODELS
+    torch.manual_seed(0)
+    model = MODELS.build(
+        dict(type='TPRRetriever',
+             backbone=dict(type='OpenCLIPBackbone', model_name='ViT-B-16',
+                           image_size=(384, 128), freeze=True,
+                           petl=VARIANTS[name],
+                           frozen_dtype='bfloat16'
+                           if precision == 'amp_frozen_bf16' else None,
+                           attention='open_clip' if name == 'frozen'
+                           else 'sdpa',
+                           grad_checkpointing=checkpointing),
+             head=dict(type='SDMHead', temperature=0.02),
+             aux_loss=dict(type='LoadBalanceLoss', loss_weight=0.5)
+             if name == 'dm_adapter' else None))
+    clip = model.backbone.clip  # 'sdpa': every block is a PETLBlock
+    if name in ('frozen', 'frozen_petl_blocks'):
+        # the inputs of both transformers become trainable, so backward
+        # runs through every frozen block (without weight gradients)
+        clip.positional_embedding.requires_grad_(True)
+        clip.visual.positional_embedding.requires_grad_(True)
+    return model
+
+
 def run_variant(name: str, batch_size: int, steps: int, warmup: int,
                 threads: int, precision: str = 'fp32',
                 checkpointing: bool = False) -> dict:
@@ -76,32 +104,8 @@ def run_variant(name: str, batch_size: int, steps: int, warmup: int,
     import torch
 
     import mmtpr  # noqa: F401
-    from mmtpr.registry import MODELS
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    model = MODELS.build(
-        dict(type='TPRRetriever',
-             backbone=dict(type='OpenCLIPBackbone', model_name='ViT-B-16',
-                           image_size=(384, 128), freeze=True,
-                           petl=VARIANTS[name],
-                           frozen_dtype='bfloat16'
-                           if precision == 'amp_frozen_bf16' else None,
-                           attention='open_clip' if name == 'frozen'
-                           else 'sdpa',
-                           grad_checkpointing=checkpointing),
-             head=dict(type='SDMHead', temperature=0.02),
-             aux_loss=dict(type='LoadBalanceLoss', loss_weight=0.5)
-             if name == 'dm_adapter' else None))
-    clip = model.backbone.clip
-    if name == 'frozen_petl_blocks':
-        from mmtpr.models.petl import petl_blocks
-        for _ in petl_blocks(clip):  # converts every block in place
-            pass
-    if name in ('frozen', 'frozen_petl_blocks'):
-        # the inputs of both transformers become trainable, so backward
-        # runs through every frozen block (without weight gradients)
-        clip.positional_embedding.requires_grad_(True)
-        clip.visual.positional_embedding.requires_grad_(True)
+    model = _build_model(name, precision, checkpointing)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=1e-4, eps=1e-3) \
         if params else None
@@ -148,6 +152,28 @@ def run_variant(name: str, batch_size: int, steps: int, warmup: int,
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def report(results: dict, args) -> None:
+    """The medians, next to the frozen-CLIP baseline when it ran."""
+    base = results.get('frozen')
+    base_time = statistics.median(r['step_s'] for r in base) if base \
+        else None
+    base_mem = statistics.median(r['peak_rss_mb'] for r in base) if base \
+        else None
+    print(f'\nCLIP ViT-B/16 384x128, batch {args.batch_size}, '
+          f'{args.threads} threads, median of {args.rounds} processes x '
+          f'{args.steps} steps')
+    print(f'{"variant":<30}{"trainable":>12}{"s/step":>10}{"vs frozen":>11}'
+          f'{"peak RSS MB":>13}{"vs frozen":>11}')
+    for name, rows in results.items():
+        t = statistics.median(r['step_s'] for r in rows)
+        m = statistics.median(r['peak_rss_mb'] for r in rows)
+        rel_t = f'{t / base_time:.2f}x' if base_time else '-'
+        rel_m = f'{m / base_mem:.2f}x' if base_mem else '-'
+        print(f'{name:<30}{rows[0]["trainable"]:>12,}{t:>10.2f}{rel_t:>11}'
+              f'{m:>13.0f}{rel_m:>11}')
+
 
 
 def main() -> None:
@@ -204,23 +230,7 @@ def main() -> None:
             print(f'round {round_ + 1} {name}: {res["step_s"]:.2f} s/step, '
                   f'peak RSS {res["peak_rss_mb"]:.0f} MB', flush=True)
 
-    base = results.get('frozen')
-    base_time = statistics.median(r['step_s'] for r in base) if base \
-        else None
-    base_mem = statistics.median(r['peak_rss_mb'] for r in base) if base \
-        else None
-    print(f'\nCLIP ViT-B/16 384x128, batch {args.batch_size}, '
-          f'{args.threads} threads, median of {args.rounds} processes x '
-          f'{args.steps} steps')
-    print(f'{"variant":<30}{"trainable":>12}{"s/step":>10}{"vs frozen":>11}'
-          f'{"peak RSS MB":>13}{"vs frozen":>11}')
-    for name, rows in results.items():
-        t = statistics.median(r['step_s'] for r in rows)
-        m = statistics.median(r['peak_rss_mb'] for r in rows)
-        rel_t = f'{t / base_time:.2f}x' if base_time else '-'
-        rel_m = f'{m / base_mem:.2f}x' if base_mem else '-'
-        print(f'{name:<30}{rows[0]["trainable"]:>12,}{t:>10.2f}{rel_t:>11}'
-              f'{m:>13.0f}{rel_m:>11}')
+    report(results, args)
 
 
 if __name__ == '__main__':

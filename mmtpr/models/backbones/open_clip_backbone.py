@@ -145,16 +145,7 @@ class OpenCLIPBackbone(BaseModule):
 
         for cfg in petl or []:
             self._inject(cfg)
-        if attention not in ('sdpa', 'open_clip'):
-            raise ConfigError("attention must be 'sdpa' or 'open_clip', got "
-                              f'{attention!r}')
-        self.attention = attention
-        if attention == 'sdpa':
-            to_petl_blocks(self.clip)
-        self.grad_checkpointing = bool(grad_checkpointing)
-        if self.grad_checkpointing:
-            self.clip.set_grad_checkpointing(True)
-        self._bf16_checked = set()  # 'train' / 'infer': warned once
+        self._set_blocks(attention, grad_checkpointing)
         # The PETL modules of each tower, found once: they receive the
         # batch's context and report auxiliary losses (PETLModule).
         self._petl_modules: Dict[str, Tuple[PETLModule, ...]] = {
@@ -173,6 +164,19 @@ class OpenCLIPBackbone(BaseModule):
                 param.requires_grad_(False)
         if self.frozen_dtype is not None:
             store_frozen_matrices_in(self.clip, self.frozen_dtype)
+
+    def _set_blocks(self, attention: str, grad_checkpointing: bool) -> None:
+        """The blocks' attention and activation checkpointing."""
+        if attention not in ('sdpa', 'open_clip'):
+            raise ConfigError("attention must be 'sdpa' or 'open_clip', got "
+                              f'{attention!r}')
+        self.attention = attention
+        if attention == 'sdpa':
+            to_petl_blocks(self.clip)
+        self.grad_checkpointing = bool(grad_checkpointing)
+        if self.grad_checkpointing:
+            self.clip.set_grad_checkpointing(True)
+        self._bf16_checked = set()  # 'train' / 'infer': warned once
 
     def _inject(self, cfg: dict) -> None:
         if not isinstance(cfg, dict) or 'type' not in cfg:
