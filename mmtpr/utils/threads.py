@@ -12,13 +12,14 @@ then slows down far more than its share of the CPU explains
 (``benchmarks/load_collapse.py`` measures it).
 
 The policy (:func:`cpu_thread_plan`), from that benchmark (the demo's
-DM-Adapter loop next to 8 busy processes on 2 cores: 19x slower with
-PyTorch's defaults, 5.2x with these, where the lost CPU explains 5x):
+DM-Adapter loop next to 8 busy processes on 2 cores: 34x slower than
+idle with PyTorch's defaults, 5.4x with these, where the lost CPU
+explains 5-6x; docs/benchmarks.md):
 
 - ``OMP_WAIT_POLICY=PASSIVE``, the one that matters: a thread that
   waits at a barrier sleeps at once instead of spinning, so waiting
-  threads do not take the CPU from the ones they wait for (4x faster
-  iterations on the loaded machine, and no slower when it is idle).
+  threads do not take the CPU from the ones they wait for (5x faster
+  loaded iterations; on an idle machine equal within noise).
   OpenMP reads it when PyTorch is loaded: it must be in the environment
   before ``import torch`` (:func:`thread_env` gives the variables for a
   child process; :func:`configure_cpu_threads` warns when it is missing);
