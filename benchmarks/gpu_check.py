@@ -216,6 +216,9 @@ def build_for_training(cfg: dict, method: str, precision: str, device):
     wrapper = AutocastOptimWrapper(
         dtype='bfloat16' if precision == 'bf16' else 'float16',
         optimizer=torch.optim.AdamW(params, lr=1e-5))
+    # the wrapper autocasts on MMEngine's device; --device cpu on a CUDA
+    # machine runs the model on the CPU
+    wrapper.device_type = torch.device(device).type
     return model, wrapper
 
 

@@ -31,8 +31,8 @@ Settings (``--variants``):
 - ``passive``: as ``before`` with ``OMP_WAIT_POLICY=PASSIVE`` alone;
 - ``after``: the masked dispatch and mmtpr's CPU thread policy
   (:func:`mmtpr.utils.threads.cpu_thread_plan`: threads, workers,
-  ``OMP_WAIT_POLICY=PASSIVE``): what the demo runs with the lines of
-  docs/benchmarks.md added;
+  ``OMP_WAIT_POLICY=PASSIVE``), as the demo would run with the policy
+  applied;
 - ``t1w0p``, ``t2w0p``, ``t2w1``: masked, with 1 or 2 threads, 0 or 1
   workers, passive or not: the policy's parts one by one.
 
