@@ -23,6 +23,8 @@ from .precision import (
     autocast_unless_enabled,
     resolve_frozen_dtype,
     store_frozen_matrices_in,
+    to_petl_blocks,
+    warn_if_slow_cpu_bfloat16,
 )
 
 _ACTIVATION_NAMES = {True: 'QuickGELU', False: 'GELU'}
@@ -85,6 +87,22 @@ class OpenCLIPBackbone(BaseModule):
             run under ``torch.autocast`` in that dtype (the AMP optimizer
             wrapper's, or the backbone's own at test time). Defaults to
             None (float32).
+        attention (str): the blocks that no PETL technique took over:
+            'sdpa' converts them into mmtpr's :class:`PETLBlock` (the same
+            computation, on batch-first contiguous tensors with
+            ``F.scaled_dot_product_attention``), 'open_clip' keeps
+            ``nn.MultiheadAttention``, whose training and autocast path
+            projects a transposed input: under bfloat16 autocast on the CPU
+            PyTorch runs each such projection as a batched product that
+            copies the weight for every sample, which made bfloat16
+            inference about 10x slower than float32 (docs/benchmarks.md).
+            Defaults to 'sdpa'.
+        grad_checkpointing (bool): activation checkpointing of every block
+            of both towers (open_clip's: ``torch.utils.checkpoint`` with
+            ``use_reentrant=False``): a block's activations, those of its
+            PETL branches included, are recomputed in the backward pass
+            instead of kept: less memory for one more forward of the
+            blocks, the same gradients. Defaults to False.
         init_cfg (dict, optional): MMEngine init config. Defaults to None.
 
     Example:
@@ -105,6 +123,8 @@ class OpenCLIPBackbone(BaseModule):
                  train_projections: bool = False,
                  petl: Optional[List[dict]] = None,
                  frozen_dtype: Optional[str] = None,
+                 attention: str = 'sdpa',
+                 grad_checkpointing: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.frozen_dtype = resolve_frozen_dtype(frozen_dtype)
@@ -130,6 +150,7 @@ class OpenCLIPBackbone(BaseModule):
 
         for cfg in petl or []:
             self._inject(cfg)
+        self._set_blocks(attention, grad_checkpointing)
         # The PETL modules of each tower, found once: they receive the
         # batch's context and report auxiliary losses (PETLModule).
         self._petl_modules: Dict[str, Tuple[PETLModule, ...]] = {
@@ -152,6 +173,19 @@ class OpenCLIPBackbone(BaseModule):
                 param.requires_grad_(False)
         if self.frozen_dtype is not None:
             store_frozen_matrices_in(self.clip, self.frozen_dtype)
+
+    def _set_blocks(self, attention: str, grad_checkpointing: bool) -> None:
+        """The blocks' attention and activation checkpointing."""
+        if attention not in ('sdpa', 'open_clip'):
+            raise ConfigError("attention must be 'sdpa' or 'open_clip', got "
+                              f'{attention!r}')
+        self.attention = attention
+        if attention == 'sdpa':
+            to_petl_blocks(self.clip)
+        self.grad_checkpointing = bool(grad_checkpointing)
+        if self.grad_checkpointing:
+            self.clip.set_grad_checkpointing(True)
+        self._bf16_checked = set()  # 'train' / 'infer': warned once
 
     def _inject(self, cfg: dict) -> None:
         if not isinstance(cfg, dict) or 'type' not in cfg:
@@ -232,6 +266,11 @@ class OpenCLIPBackbone(BaseModule):
     @contextmanager
     def _autocast(self, device: torch.device) -> Iterator[None]:
         with autocast_unless_enabled(self.frozen_dtype, device):
+            mode = 'train' if torch.is_grad_enabled() else 'infer'
+            if mode not in self._bf16_checked and device.type == 'cpu' \
+                    and torch.is_autocast_enabled('cpu'):
+                self._bf16_checked.add(mode)
+                warn_if_slow_cpu_bfloat16(self.clip, mode == 'train')
             yield
 
     def encode_image(self, images: torch.Tensor,
