@@ -26,7 +26,7 @@ from mmtpr.utils.errors import (
 )
 from mmtpr.utils.model_record import model_record
 
-from .encoders import ModelEncoder
+from .encoders import ModelEncoder, OnnxEncoder
 from .gallery import Gallery, file_stats, list_images, read_cache
 
 GalleryLike = Union[str, dict, Gallery]
@@ -81,6 +81,13 @@ class TPRInferencer(BaseInferencer):
             cannot be read; 'skip' leaves it out and reports it.
         load_strict (bool): refuse a checkpoint that does not fit the
             config. Defaults to True.
+        backend (str): 'pytorch' (the model, the default) or
+            'onnxruntime': the ONNX files of ``onnx_dir`` on the CPU,
+            without building the model (no CLIP weights needed; the
+            checkpoint is not read).
+        onnx_dir (str, optional): the export folder of
+            ``tools/export.py --onnx``; defaults to the checkpoint's folder.
+        threads (int, optional): ONNX Runtime's intra-op threads.
 
     Example:
         >>> from mmtpr.apis import TPRInferencer
@@ -107,7 +114,10 @@ class TPRInferencer(BaseInferencer):
                  domain: int = 0,
                  show_progress: bool = True,
                  on_bad_image: str = 'error',
-                 load_strict: bool = True) -> None:
+                 load_strict: bool = True,
+                 backend: str = 'pytorch',
+                 onnx_dir: Optional[str] = None,
+                 threads: Optional[int] = None) -> None:
         if isinstance(config, str):
             cfg = load_config(config, cfg_options)
         else:
@@ -121,12 +131,20 @@ class TPRInferencer(BaseInferencer):
                               f'{on_bad_image!r}')
         self.batch_size, self.domain = int(batch_size), int(domain)
         self.on_bad_image, self.load_strict = on_bad_image, load_strict
-        self.checkpoint = checkpoint
+        self.checkpoint, self.backend = checkpoint, backend
+        if backend not in ('pytorch', 'onnxruntime'):
+            raise ConfigError("backend must be 'pytorch' or 'onnxruntime', "
+                              f'got {backend!r}')
         if device is None:
-            device = 'cuda' if torch.cuda.is_available() else 'cpu'
+            device = 'cuda' if torch.cuda.is_available() and \
+                backend == 'pytorch' else 'cpu'
         super().__init__(model=cfg, weights=checkpoint, device=device,
                          scope='mmtpr', show_progress=show_progress)
-        self.encoder = ModelEncoder(self.model)
+        if backend == 'onnxruntime':
+            self.encoder = OnnxEncoder.beside(checkpoint, onnx_dir, self.cfg,
+                                              device, threads)
+        else:
+            self.encoder = ModelEncoder(self.model)
         self.model_id = self._model_id()
         if cache_dir is None:
             cache_dir = os.environ.get('MMTPR_CACHE_DIR') or osp.join(
@@ -137,9 +155,12 @@ class TPRInferencer(BaseInferencer):
     def _init_model(self, cfg: Config, weights: Optional[str],
                     device: str = 'cpu') -> torch.nn.Module:
         """Build the model of ``cfg`` (a config is required: nothing is
-        ever read from a checkpoint's stored config) and load ``weights``."""
+        ever read from a checkpoint's stored config) and load ``weights``;
+        None for the onnxruntime backend, which builds no model."""
         if not cfg.get('model'):
             raise ConfigError('TPRInferencer needs a config with a model')
+        if self.backend == 'onnxruntime':
+            return None
         model = MODELS.build(cfg.model)
         if weights is not None:
             load_petl_checkpoint(model, weights, strict=self.load_strict,
@@ -174,12 +195,16 @@ class TPRInferencer(BaseInferencer):
 
     def _model_id(self) -> str:
         """The model's identity: its config record, the checkpoint's
-        content and the pretrained file it loads (path, size, mtime)."""
+        content and the pretrained file it loads (path, size, mtime); for
+        the onnxruntime backend the ONNX files' digest instead."""
         parts: List[Any] = [model_record(self.cfg.model)]
-        if self.checkpoint is not None:
+        if self.backend == 'onnxruntime':
+            parts.append(['onnxruntime', self.encoder.digest])
+        elif self.checkpoint is not None:
             parts.append(_digest_file(self.checkpoint))
         pretrained = self.cfg.model.get('backbone', {}).get('pretrained')
-        if isinstance(pretrained, str) and osp.isfile(pretrained):
+        if self.backend == 'pytorch' and isinstance(pretrained, str) and \
+                osp.isfile(pretrained):
             info = os.stat(pretrained)
             parts.append([osp.abspath(pretrained), info.st_size,
                           info.st_mtime_ns])
