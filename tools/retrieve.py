@@ -31,6 +31,26 @@ from mmtpr.utils.cli import add_debug_flag, run_tool
 from mmtpr.utils.fileio import check_regular_file
 
 
+def add_backend_options(parser):
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'],
+                        default='pytorch',
+                        help='what encodes: the PyTorch model (default) or '
+                        'its ONNX export on ONNX Runtime (CPU)')
+    parser.add_argument('--onnx-dir', metavar='DIR',
+                        help='the ONNX export of tools/export.py --onnx '
+                        '(default: the folder of the checkpoint)')
+    parser.add_argument('--threads', type=int,
+                        help='ONNX Runtime intra-op threads (default: all '
+                        'cores)')
+
+
+def check_backend_options(parser, args):
+    if args.checkpoint is None and (args.backend == 'pytorch'
+                                    or args.onnx_dir is None):
+        parser.error('the checkpoint is required, unless --backend '
+                     'onnxruntime with --onnx-dir')
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Rank a gallery of person images for a text query')
@@ -67,16 +87,7 @@ def parse_args(argv=None):
     parser.add_argument('--device', help='cpu or cuda (default: cuda if '
                         'available)')
     parser.add_argument('--batch-size', type=int, default=32)
-    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'],
-                        default='pytorch',
-                        help='what encodes: the PyTorch model (default) or '
-                        'its ONNX export on ONNX Runtime (CPU)')
-    parser.add_argument('--onnx-dir', metavar='DIR',
-                        help='the ONNX export (default: the folder of the '
-                        'checkpoint)')
-    parser.add_argument('--threads', type=int,
-                        help='ONNX Runtime intra-op threads (default: all '
-                        'cores)')
+    add_backend_options(parser)
     parser.add_argument('--domain', type=int, default=0,
                         help='domain prompt of a DM-Adapter model trained '
                         'on several domains (default: %(default)s)')
@@ -89,10 +100,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.topk < 1:
         parser.error(f'--topk must be >= 1, got {args.topk}')
-    if args.checkpoint is None and (args.backend == 'pytorch'
-                                    or args.onnx_dir is None):
-        parser.error('the checkpoint is required, unless --backend '
-                     'onnxruntime with --onnx-dir')
+    check_backend_options(parser, args)
     if args.query_pid is not None:
         if args.gallery_split is None:
             parser.error('--query-pid needs --gallery-split (a folder '

@@ -225,14 +225,14 @@ def write_onnx(model: nn.Module, out_dir: str, atol: float = 1e-4,
         dict: the metadata written to ``onnx.json``.
     """
     backbone = model.eval().backbone
-    if getattr(backbone, 'frozen_dtype', None) is not None:
-        raise ConfigError('the ONNX export is float32: export a model built '
-                          'with model.backbone.frozen_dtype=None')
     paths = [osp.join(out_dir, FILES[t]) for t in FILES]
     meta_path = osp.join(out_dir, META_FILE)
     # graphs of an earlier export would not be this model's: the folder
     # ends with a checked export or none
     _remove([meta_path] + paths)
+    if getattr(backbone, 'frozen_dtype', None) is not None:
+        raise ConfigError('the ONNX export is float32: export a model built '
+                          'with model.backbone.frozen_dtype=None')
     images, texts, domains = example_inputs(model, 2)
     domains = domains if domain_input(backbone) else None
     graphs, diffs = {}, {}
