@@ -1,17 +1,20 @@
 """Export a trained model as one self-contained inference checkpoint.
 
-``python tools/export.py CONFIG CHECKPOINT --out DIR [--cfg-options ...]``
+``python tools/export.py CONFIG CHECKPOINT --out DIR [--onnx]
+[--cfg-options ...]``
 
 Merges what can be merged (KV-LoRA into the attention's in-projection),
 writes ``DIR/model.pth`` and ``DIR/config.py`` (no pretrained CLIP file
-needed) and checks that the export gives the trained model's features; see
-:mod:`mmtpr.apis.export`.
+needed) and checks that the export gives the trained model's features;
+``--onnx`` also writes the image and text encoders as ONNX graphs, checked
+with ONNX Runtime (``DIR/image_encoder.onnx``, ``DIR/text_encoder.onnx``,
+``DIR/onnx.json``); see :mod:`mmtpr.apis.export`.
 """
 import argparse
 
 from mmengine.config import DictAction
 
-from mmtpr.apis.export import export_pytorch
+from mmtpr.apis.export import export_onnx, export_pytorch
 from mmtpr.utils.cli import add_debug_flag, run_tool
 
 
@@ -37,6 +40,14 @@ def parse_args(argv=None):
         'and rtol); default 1e-5, or 1e-2 with a half-precision '
         'frozen_dtype')
     parser.add_argument(
+        '--onnx', action='store_true',
+        help='also export both encoders to ONNX, checked with ONNX Runtime '
+        '(needs pip install -e ".[onnx]")')
+    parser.add_argument(
+        '--onnx-atol', type=float, default=1e-4,
+        help='largest feature difference between ONNX Runtime and PyTorch '
+        '(default: %(default)s); graphs that differ more are not written')
+    parser.add_argument(
         '--force', action='store_true',
         help='export a PETL-only checkpoint even if it was trained on other '
         'frozen weights than the pretrained CLIP of the config')
@@ -54,6 +65,9 @@ def main(argv=None) -> dict:
                           merge=not args.no_merge, check=not args.no_verify,
                           atol=args.atol, force=args.force,
                           cfg_options=args.cfg_options)
+    if args.onnx:
+        meta['onnx'] = export_onnx(args.out, atol=args.onnx_atol)
+        meta['summary'] += meta['onnx']['summary']
     print('\n'.join(meta['summary']))
     return meta
 

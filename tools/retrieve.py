@@ -12,6 +12,14 @@ green (same person) or red (another person) when the person ids of the
 gallery and of the query (``--query-pid``) are known. Gallery features are
 cached (see ``--cache-dir``) and reused while the checkpoint and the images
 are unchanged.
+
+``--backend onnxruntime`` encodes with the ONNX export of ``tools/export.py
+... --onnx`` (``--onnx-dir``, by default the checkpoint's folder) through
+the same pipeline and tokenizer; the model is not built and the checkpoint
+may be left out::
+
+    python tools/retrieve.py exported/config.py --backend onnxruntime \
+        --onnx-dir exported --gallery DIR --query "..."
 """
 import argparse
 import os.path as osp
@@ -23,12 +31,33 @@ from mmtpr.utils.cli import add_debug_flag, run_tool
 from mmtpr.utils.fileio import check_regular_file
 
 
+def add_backend_options(parser):
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'],
+                        default='pytorch',
+                        help='what encodes: the PyTorch model (default) or '
+                        'its ONNX export on ONNX Runtime (CPU)')
+    parser.add_argument('--onnx-dir', metavar='DIR',
+                        help='the ONNX export of tools/export.py --onnx '
+                        '(default: the folder of the checkpoint)')
+    parser.add_argument('--threads', type=int,
+                        help='ONNX Runtime intra-op threads (default: all '
+                        'cores)')
+
+
+def check_backend_options(parser, args):
+    if args.checkpoint is None and (args.backend == 'pytorch'
+                                    or args.onnx_dir is None):
+        parser.error('the checkpoint is required, unless --backend '
+                     'onnxruntime with --onnx-dir')
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Rank a gallery of person images for a text query')
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint',
-                        help='checkpoint (full or PETL-only)')
+    parser.add_argument('checkpoint', nargs='?',
+                        help='checkpoint (full or PETL-only); optional with '
+                        '--backend onnxruntime and --onnx-dir')
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--gallery', metavar='DIR_OR_FILE',
                         help='a folder of images or a gallery feature file')
@@ -58,6 +87,7 @@ def parse_args(argv=None):
     parser.add_argument('--device', help='cpu or cuda (default: cuda if '
                         'available)')
     parser.add_argument('--batch-size', type=int, default=32)
+    add_backend_options(parser)
     parser.add_argument('--domain', type=int, default=0,
                         help='domain prompt of a DM-Adapter model trained '
                         'on several domains (default: %(default)s)')
@@ -70,6 +100,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.topk < 1:
         parser.error(f'--topk must be >= 1, got {args.topk}')
+    check_backend_options(parser, args)
     if args.query_pid is not None:
         if args.gallery_split is None:
             parser.error('--query-pid needs --gallery-split (a folder '
@@ -89,12 +120,14 @@ def out_path(out: str, index: int, total: int) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    check_regular_file(args.checkpoint, 'checkpoint')
+    if args.checkpoint is not None:
+        check_regular_file(args.checkpoint, 'checkpoint')
     inferencer = TPRInferencer(
         args.config, args.checkpoint, device=args.device,
         batch_size=args.batch_size, cfg_options=args.cfg_options,
         cache_dir=args.cache_dir, domain=args.domain,
-        on_bad_image='skip' if args.skip_bad_images else 'error')
+        on_bad_image='skip' if args.skip_bad_images else 'error',
+        backend=args.backend, onnx_dir=args.onnx_dir, threads=args.threads)
     gallery = (inferencer.dataset_gallery(args.gallery_split)
                if args.gallery_split else
                inferencer.load_gallery(args.gallery))

@@ -16,20 +16,18 @@ from mmengine.utils import track_iter_progress
 
 from mmtpr.datasets.transforms import CaptionTransform, PackTPRInputs
 from mmtpr.models.petl.checkpoint import load_petl_checkpoint
-from mmtpr.registry import DATASETS, MODELS, TRANSFORMS
+from mmtpr.registry import MODELS, TRANSFORMS
 from mmtpr.utils.config import load_config
 from mmtpr.utils.errors import (
     ConfigError,
     DataError,
-    MissingFileError,
     MMTPRError,
 )
 from mmtpr.utils.model_record import model_record
 
-from .encoders import ModelEncoder
-from .gallery import Gallery, file_stats, list_images, read_cache
-
-GalleryLike = Union[str, dict, Gallery]
+from .encoders import ModelEncoder, OnnxEncoder
+from .gallery import Gallery, list_images
+from .gallery_loader import GalleryLike, GalleryLoader
 
 
 def _digest_file(path: str) -> str:
@@ -81,6 +79,13 @@ class TPRInferencer(BaseInferencer):
             cannot be read; 'skip' leaves it out and reports it.
         load_strict (bool): refuse a checkpoint that does not fit the
             config. Defaults to True.
+        backend (str): 'pytorch' (the model, the default) or
+            'onnxruntime': the ONNX files of ``onnx_dir`` on the CPU,
+            without building the model (no CLIP weights needed; the
+            checkpoint is not read).
+        onnx_dir (str, optional): the export folder of
+            ``tools/export.py --onnx``; defaults to the checkpoint's folder.
+        threads (int, optional): ONNX Runtime's intra-op threads.
 
     Example:
         >>> from mmtpr.apis import TPRInferencer
@@ -107,7 +112,10 @@ class TPRInferencer(BaseInferencer):
                  domain: int = 0,
                  show_progress: bool = True,
                  on_bad_image: str = 'error',
-                 load_strict: bool = True) -> None:
+                 load_strict: bool = True,
+                 backend: str = 'pytorch',
+                 onnx_dir: Optional[str] = None,
+                 threads: Optional[int] = None) -> None:
         if isinstance(config, str):
             cfg = load_config(config, cfg_options)
         else:
@@ -121,12 +129,20 @@ class TPRInferencer(BaseInferencer):
                               f'{on_bad_image!r}')
         self.batch_size, self.domain = int(batch_size), int(domain)
         self.on_bad_image, self.load_strict = on_bad_image, load_strict
-        self.checkpoint = checkpoint
+        self.checkpoint, self.backend = checkpoint, backend
+        if backend not in ('pytorch', 'onnxruntime'):
+            raise ConfigError("backend must be 'pytorch' or 'onnxruntime', "
+                              f'got {backend!r}')
         if device is None:
-            device = 'cuda' if torch.cuda.is_available() else 'cpu'
+            device = 'cuda' if torch.cuda.is_available() and \
+                backend == 'pytorch' else 'cpu'
         super().__init__(model=cfg, weights=checkpoint, device=device,
                          scope='mmtpr', show_progress=show_progress)
-        self.encoder = ModelEncoder(self.model)
+        if backend == 'onnxruntime':
+            self.encoder = OnnxEncoder.beside(checkpoint, onnx_dir, self.cfg,
+                                              device, threads)
+        else:
+            self.encoder = ModelEncoder(self.model)
         self.model_id = self._model_id()
         if cache_dir is None:
             cache_dir = os.environ.get('MMTPR_CACHE_DIR') or osp.join(
@@ -137,9 +153,12 @@ class TPRInferencer(BaseInferencer):
     def _init_model(self, cfg: Config, weights: Optional[str],
                     device: str = 'cpu') -> torch.nn.Module:
         """Build the model of ``cfg`` (a config is required: nothing is
-        ever read from a checkpoint's stored config) and load ``weights``."""
+        ever read from a checkpoint's stored config) and load ``weights``;
+        None for the onnxruntime backend, which builds no model."""
         if not cfg.get('model'):
             raise ConfigError('TPRInferencer needs a config with a model')
+        if self.backend == 'onnxruntime':
+            return None
         model = MODELS.build(cfg.model)
         if weights is not None:
             load_petl_checkpoint(model, weights, strict=self.load_strict,
@@ -174,14 +193,18 @@ class TPRInferencer(BaseInferencer):
 
     def _model_id(self) -> str:
         """The model's identity: its config record, the checkpoint's
-        content, the pretrained file it loads (path, size, mtime) and the
-        domain its galleries are encoded in (it routes their images)."""
+        content and the pretrained file it loads (path, size, mtime), or for
+        the onnxruntime backend the ONNX files' digest, and the domain its
+        galleries are encoded in (it routes their images)."""
         parts: List[Any] = [model_record(self.cfg.model),
                             ['domain', self.domain]]
-        if self.checkpoint is not None:
+        if self.backend == 'onnxruntime':
+            parts.append(['onnxruntime', self.encoder.digest])
+        elif self.checkpoint is not None:
             parts.append(_digest_file(self.checkpoint))
         pretrained = self.cfg.model.get('backbone', {}).get('pretrained')
-        if isinstance(pretrained, str) and osp.isfile(pretrained):
+        if self.backend == 'pytorch' and isinstance(pretrained, str) and \
+                osp.isfile(pretrained):
             info = os.stat(pretrained)
             parts.append([osp.abspath(pretrained), info.st_size,
                           info.st_mtime_ns])
@@ -261,85 +284,29 @@ class TPRInferencer(BaseInferencer):
         return torch.cat(feats)
 
     # -- galleries ------------------------------------------------------------
-    def _cache_path(self, key: str) -> str:
-        name = hashlib.sha256(f'{self.model_id}:{key}'.encode()).hexdigest()
-        return osp.join(self.cache_dir, f'{name[:24]}.pth')
+    @property
+    def galleries(self) -> GalleryLoader:
+        """Turns folders, feature files and dataset configs into galleries
+        encoded by this model, through the cache."""
+        return GalleryLoader(lambda paths: self._encode_paths(paths),
+                             self.model_id, self.cache_dir, self.on_bad_image)
 
-    def _cached(self, key: str, paths: List[str], root: str,
-                pids: Optional[List[int]]) -> Gallery:
-        """Features of ``paths`` from the cache when valid, else encoded
-        (and cached)."""
-        stats = file_stats(paths)
-        cache = self._cache_path(key) if self.cache_dir else None
-        if cache is not None:
-            cached = read_cache(cache, self.model_id, paths, stats, root)
-            if cached is not None:
-                print_log(f'gallery: reusing the cached features of '
-                          f'{len(paths)} images ({cache})', logger='current')
-                cached.pids = pids
-                return cached
-        print_log(f'gallery: encoding {len(paths)} images', logger='current')
-        feats, kept = self._encode_paths(paths)
-        if len(kept) != len(paths):
-            keep = set(kept)
-            stats = [s for p, s in zip(paths, stats) if p in keep]
-            pids = None if pids is None else [
-                pid for p, pid in zip(paths, pids) if p in keep]
-        gallery = Gallery(feats, kept, root, pids, self.model_id, stats)
-        if cache is not None:
-            try:
-                gallery.save(cache)
-            except OSError as err:
-                print_log(f'gallery: not cached ({cache}: {err})',
-                          logger='current')
-        return gallery
+    def _cache_path(self, key: str) -> str:
+        return self.galleries.cache_path(key)
 
     def load_gallery(self, gallery: GalleryLike) -> Gallery:
         """Turn ``gallery`` into a :class:`Gallery`: a folder of images, a
         feature file written by :meth:`Gallery.save` (it must come from
         this model: same :attr:`model_id`), a dataset config (its images
         and person ids) or a :class:`Gallery`."""
-        if isinstance(gallery, Gallery):
-            return gallery
-        if isinstance(gallery, dict):
-            return self._dataset_gallery(gallery)
-        if not isinstance(gallery, str):
-            raise TypeError('gallery must be a folder, a feature file, a '
-                            'dataset config or a Gallery, got '
-                            f'{type(gallery).__name__}')
-        if not osp.lexists(gallery):
-            raise MissingFileError(f"gallery '{gallery}' is neither a folder "
-                                   'nor a feature file: it does not exist')
-        if osp.isdir(gallery):
-            paths, skipped = list_images(gallery, self.on_bad_image)
-            for path, reason in skipped:
-                print_log(f'gallery: skipping {path}: {reason}',
-                          logger='current')
-            return self._cached(f'folder:{osp.abspath(gallery)}', paths,
-                                gallery, None)
-        loaded = Gallery.load(gallery)
-        if loaded.model_id != self.model_id:
-            raise DataError(
-                f"gallery feature file '{gallery}' was computed by another "
-                'model or checkpoint; encode the images again (pass their '
-                'folder) with this one')
-        return loaded
-
-    def _dataset_gallery(self, dataset_cfg: dict) -> Gallery:
-        dataset_cfg = dict(dataset_cfg, pipeline=[], test_mode=True)
-        dataset = DATASETS.build(dataset_cfg)
-        infos = [dataset.get_data_info(i) for i in range(len(dataset))]
-        root = dataset.data_prefix.get('img_path') or dataset.data_root
-        key = f'dataset:{json.dumps(dataset_cfg, sort_keys=True, default=str)}'
-        return self._cached(key, [info['img_path'] for info in infos], root,
-                            [int(info['pid']) for info in infos])
+        return self.galleries.load(gallery)
 
     def dataset_gallery(self, split: str = 'test') -> Gallery:
         """The gallery of the config's ``{split}_dataloader`` dataset."""
         loader = self.cfg.get(f'{split}_dataloader')
         if not loader:
             raise ConfigError(f'the config has no {split}_dataloader')
-        return self._dataset_gallery(dict(loader['dataset']))
+        return self.galleries.from_dataset(dict(loader['dataset']))
 
     # -- search ---------------------------------------------------------------
     def search(self,

@@ -146,11 +146,17 @@ class MixtureOfAdapters(PETLModule):
 
         Tie rule: among equal logits the lower expert index is chosen (a
         stable sort; ``torch.topk`` leaves ties implementation-defined).
+        While exporting to ONNX, ``topk`` is traced instead (the exporter has
+        no stable sort): ONNX's TopK also puts the lower index first among
+        equal values, so the exported graph routes as the stable sort does.
         """
-        top_logits, top_index = logits.sort(dim=-1, descending=True,
-                                            stable=True)
-        top_logits = top_logits[..., :self.top_k]
-        top_index = top_index[..., :self.top_k]
+        if torch.onnx.is_in_onnx_export():
+            top_logits, top_index = logits.topk(self.top_k, dim=-1)
+        else:
+            top_logits, top_index = logits.sort(dim=-1, descending=True,
+                                                stable=True)
+            top_logits = top_logits[..., :self.top_k]
+            top_index = top_index[..., :self.top_k]
         return top_index, top_logits.float().softmax(-1).to(logits.dtype)
 
     def experts(self, u: torch.Tensor, top_index: torch.Tensor,
