@@ -20,16 +20,22 @@ in an order that depends on it, so fixing it makes the printed numbers the
 same on every machine load.
 """
 import argparse
+import os
 import os.path as osp
 import time
 
-import torch
-from mmengine.config import Config
+# OpenMP reads its wait policy when torch loads: waiting threads sleep
+# instead of spinning, which keeps a loaded machine from slowing the demo
+# down far beyond its share of the CPU (mmtpr.utils.threads)
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
-from mmtpr.apis.export import export_clip_weights
-from mmtpr.registry import RUNNERS
-from mmtpr.utils.cli import add_debug_flag, run_tool
-from mmtpr.utils.config import load_config
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+
+from mmtpr.apis.export import export_clip_weights  # noqa: E402
+from mmtpr.registry import RUNNERS  # noqa: E402
+from mmtpr.utils.cli import add_debug_flag, run_tool  # noqa: E402
+from mmtpr.utils.config import load_config  # noqa: E402
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                    'configs', 'demo')

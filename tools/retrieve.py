@@ -80,6 +80,10 @@ def parse_args(argv=None):
                         help='cells probed by --index faiss-ivf')
     parser.add_argument('--save-features', metavar='FILE',
                         help='also save the gallery features to FILE (.pth)')
+    parser.add_argument('--gallery-root', metavar='DIR',
+                        help='where the images of a --gallery feature file '
+                        "are (default: the root it records, if inside the "
+                        "file's own folder)")
     parser.add_argument('--cache-dir',
                         help='gallery feature cache (default: '
                         '$MMTPR_CACHE_DIR or ~/.cache/mmtpr/galleries); '
@@ -130,7 +134,7 @@ def main(argv=None):
         backend=args.backend, onnx_dir=args.onnx_dir, threads=args.threads)
     gallery = (inferencer.dataset_gallery(args.gallery_split)
                if args.gallery_split else
-               inferencer.load_gallery(args.gallery))
+               inferencer.load_gallery(args.gallery, args.gallery_root))
     if args.save_features:
         gallery.save(args.save_features)
         print(f'gallery features saved to {args.save_features}')

@@ -2,16 +2,20 @@
 import argparse
 import os
 
-from mmengine.config import Config, DictAction
+# OpenMP reads its wait policy when torch loads: waiting threads sleep
+# instead of spinning (mmtpr.utils.threads; kept if the user set it)
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
-from mmtpr.utils.cli import add_debug_flag, run_tool
-from mmtpr.utils.config import (
+from mmengine.config import Config, DictAction  # noqa: E402
+
+from mmtpr.utils.cli import add_debug_flag, run_tool  # noqa: E402
+from mmtpr.utils.config import (  # noqa: E402
     collect_in_work_dir,
     default_work_dir,
     load_config,
     set_data_root,
 )
-from mmtpr.utils.errors import ConfigError
+from mmtpr.utils.errors import ConfigError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -108,6 +112,10 @@ def main(argv=None):
     from mmtpr.utils import setup_dist
     preflight(cfg, ('train_dataloader', 'val_dataloader'))
     setup_dist(cfg)  # gloo and no device_ids where there is no CUDA
+    import torch
+    if cfg.launcher == 'none' and not torch.cuda.is_available():
+        from mmtpr.utils.threads import configure_cpu_threads
+        configure_cpu_threads()
     runner = RUNNERS.build(cfg)
     runner.train()
 

@@ -109,6 +109,8 @@ def _check_relative(rel: Any, root: str, source: str) -> str:
     if not isinstance(rel, str) or not rel:
         raise DataError(f'{source}: a path is not a non-empty string '
                         f'({rel!r})')
+    if '\x00' in rel:
+        raise DataError(f'{source}: the path {rel!r} holds a NUL byte')
     parts = rel.split('/')
     if osp.isabs(rel) or rel.startswith('\\') or '..' in parts or \
             ':' in parts[0]:
@@ -192,8 +194,11 @@ class Gallery:
 
         Args:
             path (str): the file.
-            root (str, optional): where the images are now (default: the
-                root recorded in the file).
+            root (str, optional): where the images are now. By default
+                the root recorded in the file, which must then be the
+                file's own folder or lie inside it: the file's digest is
+                not a signature, so a root elsewhere (say ``/etc``) is
+                only used when the caller names it.
 
         Raises:
             MMTPRError: a missing, unreadable, malformed or tampered file,
@@ -210,7 +215,16 @@ class Gallery:
             raise DataError(f'{source} does not match its digest: its '
                             'features, paths, ids or model identity were '
                             'changed after it was written')
-        root = osp.abspath(root or data['root'])
+        if root is None:
+            root = osp.abspath(data['root'])
+            home = osp.dirname(osp.abspath(path))
+            if not is_within(root, home):
+                raise DataError(
+                    f"{source} names the image folder '{root}', which is "
+                    f"not inside the file's own folder '{home}'; pass the "
+                    'image folder explicitly (root=..., retrieve.py '
+                    '--gallery-root) to use images elsewhere')
+        root = osp.abspath(root)
         rels = [_check_relative(r, root, source) for r in data['paths']]
         return cls(data['features'], [osp.join(root, *r.split('/'))
                                       for r in rels], root, data['pids'],

@@ -75,9 +75,11 @@ class GalleryLoader:
                           logger='current')
         return gallery
 
-    def load(self, gallery: GalleryLike) -> Gallery:
-        """A folder of images, a feature file of this model, a dataset
-        config or a :class:`Gallery` as a :class:`Gallery`."""
+    def load(self, gallery: GalleryLike,
+             root: Optional[str] = None) -> Gallery:
+        """A folder of images, a feature file of this model (its images
+        under ``root``, see :meth:`Gallery.load`), a dataset config or a
+        :class:`Gallery` as a :class:`Gallery`."""
         if isinstance(gallery, Gallery):
             return gallery
         if isinstance(gallery, dict):
@@ -96,7 +98,7 @@ class GalleryLoader:
                           logger='current')
             return self.cached(f'folder:{osp.abspath(gallery)}', paths,
                                gallery, None)
-        loaded = Gallery.load(gallery)
+        loaded = Gallery.load(gallery, root)
         if loaded.model_id != self.model_id:
             raise DataError(
                 f"gallery feature file '{gallery}' was computed by another "

@@ -294,12 +294,14 @@ class TPRInferencer(BaseInferencer):
     def _cache_path(self, key: str) -> str:
         return self.galleries.cache_path(key)
 
-    def load_gallery(self, gallery: GalleryLike) -> Gallery:
+    def load_gallery(self, gallery: GalleryLike,
+                     root: Optional[str] = None) -> Gallery:
         """Turn ``gallery`` into a :class:`Gallery`: a folder of images, a
         feature file written by :meth:`Gallery.save` (it must come from
-        this model: same :attr:`model_id`), a dataset config (its images
-        and person ids) or a :class:`Gallery`."""
-        return self.galleries.load(gallery)
+        this model: same :attr:`model_id`; ``root`` says where its images
+        are, see :meth:`Gallery.load`), a dataset config (its images and
+        person ids) or a :class:`Gallery`."""
+        return self.galleries.load(gallery, root)
 
     def dataset_gallery(self, split: str = 'test') -> Gallery:
         """The gallery of the config's ``{split}_dataloader`` dataset."""

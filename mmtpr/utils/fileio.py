@@ -173,6 +173,10 @@ def check_regular_file(path: str, what: str = 'file') -> os.stat_result:
     except OSError as err:
         raise UnsafeFileError(f"cannot read {what} '{path}': "
                               f'{err.strerror}') from None
+    except ValueError:  # an embedded NUL byte: no file has that name
+        raise UnsafeFileError(
+            f"{what} '{repr(path)[1:-1]}' is not a valid path (it holds a "
+            'NUL byte)') from None
     if not stat.S_ISREG(info.st_mode):
         kind = _file_kind(info.st_mode)
         raise UnsafeFileError(f"{what} '{path}' is {kind}, not a regular "

@@ -15,8 +15,9 @@ archive's data instead:
 - which attributes are parameters and buffers is read from the
   ``__parameters__`` / ``__buffers__`` lists in ``<root>/code/`` with
   :func:`ast.parse`, which parses without executing.
-- a module whose state is not a plain attribute dict (a custom
-  ``__setstate__``, i.e. code that would have run) is refused.
+- a module whose class defines ``__setstate__`` (code that
+  ``torch.jit.load`` would run), or whose state is not a plain attribute
+  dict, is refused, and so is an archive whose code cannot be parsed.
 
 Every problem is a :class:`~mmtpr.utils.errors.CheckpointError` naming the
 file.
@@ -174,7 +175,9 @@ def _ints(values: Iterable) -> bool:
 def _declared_members(archive: zipfile.ZipFile,
                       root: str) -> Dict[str, Set[str]]:
     """qualified class name -> its declared parameters and buffers, from
-    the archive's code, parsed (never executed)."""
+    the archive's code, parsed (never executed). A class that defines
+    ``__setstate__`` maps to :data:`_CUSTOM_SETSTATE`: ``torch.jit.load``
+    would run that method, whatever the pickled state looks like."""
     members: Dict[str, Set[str]] = {}
     prefix = f'{root}/code/'
     for name in archive.namelist():
@@ -183,17 +186,26 @@ def _declared_members(archive: zipfile.ZipFile,
         module = name[len(prefix):-len('.py')].replace('/', '.')
         try:
             tree = ast.parse(archive.read(name).decode('utf-8'))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
+        except (SyntaxError, UnicodeDecodeError, ValueError) as err:
+            raise pickle.UnpicklingError(
+                f'its code file {name} cannot be parsed '
+                f'({type(err).__name__}), so what it would run on loading '
+                'is unknown') from None
         for node in tree.body:
             if isinstance(node, ast.ClassDef):
                 members[f'{module}.{node.name}'] = _class_members(node)
     return members
 
 
+_CUSTOM_SETSTATE = frozenset({'__setstate__'})
+
+
 def _class_members(node: ast.ClassDef) -> Set[str]:
     found: Set[str] = set()
     for stmt in node.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                stmt.name == '__setstate__':
+            return set(_CUSTOM_SETSTATE)
         if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
                 and isinstance(stmt.targets[0], ast.Name)
                 and stmt.targets[0].id in ('__parameters__', '__buffers__')
@@ -213,6 +225,10 @@ def _walk(obj: _ScriptObject, prefix: str,
         raise pickle.UnpicklingError('modules nested more than 64 deep')
     classes.append(obj.qualname)
     declared = members.get(obj.qualname, set())
+    if declared == _CUSTOM_SETSTATE:
+        raise pickle.UnpicklingError(
+            f'{obj.qualname} has a custom __setstate__ (in its code): that '
+            'is code which mmtpr does not run')
     for name, value in obj.state.items():
         if not isinstance(name, str):
             continue

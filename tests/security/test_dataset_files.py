@@ -110,10 +110,6 @@ def test_a_nul_byte_in_an_image_path_is_refused_at_build_time(root):
         build(root)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason='BUG: LoadPersonImage / read_image raise a bare '
-                   "ValueError('embedded null byte') for a path with a NUL "
-                   'byte (fileio.check_regular_file catches only OSError)')
 def test_a_nul_byte_in_an_image_path_is_refused_at_load_time(tmp_path):
     path = str(tmp_path / 'a\x00b.jpg')
     load = TRANSFORMS.build(dict(type='LoadPersonImage'))

@@ -105,10 +105,7 @@ def test_test_out_is_not_written_through_a_link(trained, tmp_path, outside,
 
 @pytest.mark.parametrize('name', [
     'model.pth',
-    pytest.param('config.py', marks=pytest.mark.xfail(
-        strict=True, reason='BUG: apis/export/pytorch.py dump_config writes '
-        'config.py with Config.dump and open(path, "w"), through a '
-        'symbolic link (not atomic_write_bytes)')),
+    'config.py',
 ])
 def test_an_export_is_not_written_through_a_link(trained, tmp_path, outside,
                                                  name):

@@ -21,11 +21,6 @@ from mmtpr.utils.torchscript import read_torchscript_state_dict
 from .hostile import hostile_torchscript, run_python
 
 KINDS = ['tuple', 'dict']
-BUG_DICT_STATE = pytest.mark.xfail(
-    strict=True,
-    reason='BUG: read_torchscript_state_dict accepts a class with a custom '
-    '__setstate__ whose state is a dict (it only looks at the state type)')
-
 JIT_LOAD = (
     'import sys, warnings, torch\n'
     'warnings.simplefilter("ignore")\n'
@@ -66,12 +61,7 @@ def test_torch_jit_load_runs_the_archive_code(archives):
         assert archives[kind]['written'] == b'A' * 8, kind
 
 
-def _refused(kind):
-    return [pytest.param(kind, marks=BUG_DICT_STATE)] if kind == 'dict' \
-        else [kind]
-
-
-@pytest.mark.parametrize('kind', _refused('tuple') + _refused('dict'))
+@pytest.mark.parametrize('kind', KINDS)
 def test_the_safe_reader_refuses_it(archives, kind):
     path, marker = archives[kind]['path'], archives[kind]['marker']
     try:
@@ -83,7 +73,7 @@ def test_the_safe_reader_refuses_it(archives, kind):
         assert not osp.exists(marker)
 
 
-@pytest.mark.parametrize('kind', _refused('tuple') + _refused('dict'))
+@pytest.mark.parametrize('kind', KINDS)
 def test_the_backbone_refuses_it_as_pretrained(archives, kind):
     path, marker = archives[kind]['path'], archives[kind]['marker']
     try:

@@ -178,11 +178,10 @@ def exported_config(cfg: Config, kept: List[dict], name: str) -> Config:
 
 
 def dump_config(cfg: Config, path: str, header: List[str]) -> None:
-    cfg.dump(path)
-    with open(path) as file:
-        text = file.read()
-    with open(path, 'w') as file:
-        file.write(''.join(f'# {line}\n' for line in header) + text)
+    """Write ``cfg`` as a Python config with a comment ``header``,
+    atomically and never through a symbolic link."""
+    text = ''.join(f'# {line}\n' for line in header) + cfg.pretty_text
+    atomic_write_bytes(text.encode('utf-8'), path)
 
 
 def random_inputs(model: nn.Module, num: int = 2
