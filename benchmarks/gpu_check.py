@@ -298,8 +298,8 @@ def tiny_run_config(args, work_dir: str) -> str:
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'demo',
                                    'dm_adapter_tiny_synth.py'))
-    cfg.model.backbone.update(pretrained=None, model_cfg=dict(
-        TINY_CLIP, text_cfg=dict(TINY_CLIP['text_cfg'], context_length=64)))
+    # the demo's tokenizer pads to 77 tokens, as TINY_CLIP's text tower
+    cfg.model.backbone.update(pretrained=None, model_cfg=TINY_CLIP)
     synth = dict(data_root=osp.join(work_dir, 'synth'), num_ids=[16, 4, 4],
                  images_per_id=2, image_size=[64, 32], seed=3)
     for split in ('train', 'val', 'test'):

@@ -17,10 +17,14 @@
    every run to ``<work-dir>/methods_synth.json``.
 
 Every run is a subprocess of its own (its peak RSS is its own), with the
-same threads, epochs and data. ``--quick`` runs one seed, one learning
-rate, three rows and one small domain: a smoke run for CI.
+same threads, epochs and data; ``--jobs`` runs that many at a time (the
+default, 2 runs of 1 thread on a 2-core machine, finishes the full table
+in about an hour). A finished run keeps its ``record.json`` and is not run
+again (delete the work dir to start over). ``--quick`` runs one seed, one
+learning rate, three rows and one small domain: a smoke run for CI.
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import os.path as osp
@@ -73,8 +77,11 @@ def parse_args(argv=None):
     parser.add_argument('--lrs', type=float, nargs='+',
                         default=[3e-4, 1e-3, 3e-3],
                         help='the learning-rate grid of every row')
-    parser.add_argument('--epochs', type=int, default=6)
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--epochs', type=int, default=5)
+    parser.add_argument('--threads', type=int, default=1,
+                        help='intra-op threads of each run')
+    parser.add_argument('--jobs', type=int, default=2,
+                        help='runs at a time (default: %(default)s)')
     parser.add_argument('--run-one', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -86,7 +93,8 @@ def sizes(args) -> dict:
     """Identities (train, val, test) of the pre-training and target data."""
     if args.quick:
         return dict(source=(60, 10, 10), target=(40, 10, 20))
-    return dict(source=(400, 50, 50), target=(300, 50, 100))
+    return dict(source=(400, 50, 50), target=(200, 50, 100))
+
 
 
 def synth(args, name: str, **options) -> dict:
@@ -105,14 +113,14 @@ def run_config(spec: dict):
     cfg.work_dir = spec['work_dir']
     cfg.randomness = dict(seed=spec['seed'], deterministic=False)
     backbone = cfg.model.backbone
-    backbone.pretrained = spec['pretrained']
-    backbone.freeze = row.get('freeze', True)
-    backbone.train_projections = row.get('train_projections', False)
+    backbone['pretrained'] = spec['pretrained']
+    backbone['freeze'] = row.get('freeze', True)  # Dict.freeze is a method
+    backbone['train_projections'] = row.get('train_projections', False)
     petl = [dict(p) for p in row.get('petl', [])]
     if 'num_domains' in row:
         petl = [dict(MOA, num_domains=row['num_domains'])]
         row['aux'] = True
-    backbone.petl = petl
+    backbone['petl'] = petl
     if row.get('aux'):
         cfg.model.aux_loss = dict(type='LoadBalanceLoss', loss_weight=0.5)
         cfg.optim_wrapper.paramwise_cfg = dict(custom_keys={
@@ -121,19 +129,20 @@ def run_config(spec: dict):
     cfg.train_cfg.max_epochs = spec['epochs']
     cfg.param_scheduler[0].total_steps = spec['epochs']
     for split in ('train', 'val', 'test'):
-        cfg[f'{split}_dataloader'].dataset = _dataset(spec, split, row)
+        loader = cfg[f'{split}_dataloader']
+        loader.dataset = _dataset(spec, split, row, loader.dataset.pipeline)
     return cfg
 
 
-def _dataset(spec: dict, split: str, row: dict) -> dict:
+def _dataset(spec: dict, split: str, row: dict, pipeline: list) -> dict:
     targets = spec['datasets']
     if split == 'test' or len(targets) == 1:
         index = spec.get('test_index', 0) if split == 'test' else 0
-        return dict(targets[index], split=split,
+        return dict(targets[index], split=split, pipeline=pipeline,
                     domain=min(index, row.get('num_domains', 1) - 1))
     offset = spec['val_offsets'] if split == 'val' else spec['offsets']
     return dict(type='ConcatDataset', datasets=[
-        dict(t, split=split, pid_offset=offset[i],
+        dict(t, split=split, pid_offset=offset[i], pipeline=pipeline,
              domain=min(i, row.get('num_domains', 1) - 1))
         for i, t in enumerate(targets)])
 
@@ -150,7 +159,8 @@ def _test(spec: dict, checkpoint) -> list:
                        else 1):
         cfg = run_config(spec)
         cfg.test_dataloader.dataset = _dataset(
-            dict(spec, test_index=index), 'test', _row(spec))
+            dict(spec, test_index=index), 'test', _row(spec),
+            cfg.test_dataloader.dataset.pipeline)
         cfg.work_dir = osp.join(spec['work_dir'], f'test{index}')
         cfg.load_from = checkpoint
         metrics = RUNNERS.build(cfg).test()
@@ -185,7 +195,8 @@ def run_one(spec: dict) -> dict:
                 train_seconds=seconds,
                 peak_rss_mb=resource.getrusage(
                     resource.RUSAGE_SELF).ru_maxrss / 1024,
-                trainable=sum(p.numel() for p in params if p.requires_grad),
+                trainable=sum(p.numel() for p in params if p.requires_grad)
+                if _row(spec).get('train', True) else 0,
                 total=sum(p.numel() for p in params),
                 checkpoint_mb=nbytes / 1e6 if keys else 0.0)
 
@@ -210,6 +221,18 @@ def launch(spec: dict, args) -> dict:
 
 
 # -- the whole benchmark ------------------------------------------------------
+def prepare_data(args, domains) -> None:
+    """Generate every target split once, here, before runs in parallel
+    read them."""
+    import mmtpr.datasets  # noqa: F401  (registers SynthPedes)
+    from mmtpr.registry import DATASETS
+    for name in domains:
+        for split in ('train', 'val', 'test'):
+            DATASETS.build(dict(synth(args, f'target_{name}',
+                                      **DOMAINS[name]),
+                                split=split, pipeline=[]))
+
+
 def pretrain(args) -> str:
     """The source-domain tiny CLIP's weights file (trained once; reused
     while the settings are the same)."""
@@ -227,8 +250,9 @@ def pretrain(args) -> str:
     cfg = load_config(osp.join(DEMO, 'clip_tiny_synth.py'))
     cfg.work_dir = work
     for split in ('train', 'val', 'test'):
-        cfg[f'{split}_dataloader'].dataset = dict(settings['source'],
-                                                  split=split)
+        loader = cfg[f'{split}_dataloader']
+        loader.dataset = dict(settings['source'], split=split,
+                              pipeline=loader.dataset.pipeline)
     cfg.train_cfg.max_epochs = settings['epochs']
     cfg.param_scheduler[0].total_steps = settings['epochs']
     runner = RUNNERS.build(cfg)
@@ -252,19 +276,45 @@ def _spec(args, row, domains, lr, seed, weights) -> dict:
                                   f'lr{lr:g}_seed{seed}'))
 
 
-def tune_and_run(args, row, domains, weights) -> dict:
-    """Pick the lr by validation R@1 on seed 0, then run every seed."""
-    trains = ROWS.get(row, {}).get('train', True)
-    lrs = args.lrs if trains else args.lrs[:1]
-    grid = {lr: launch(_spec(args, row, domains, lr, args.seeds[0],
-                             weights), args) for lr in lrs}
-    best_lr = max(lrs, key=lambda lr: (grid[lr]['val_R1'] or 0, -lr))
-    runs = [grid[best_lr]] + [
-        launch(_spec(args, row, domains, best_lr, seed, weights), args)
-        for seed in (args.seeds[1:] if trains else [])]
-    return dict(row=row, domains=domains, lr=best_lr if trains else None,
-                grid={f'{lr:g}': grid[lr]['val_R1'] for lr in lrs},
-                runs=runs)
+def _parallel(specs: list, args) -> list:
+    """Run ``specs`` (``args.jobs`` at a time); their records, in order."""
+    with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        return list(pool.map(lambda spec: launch(spec, args), specs))
+
+
+def tune_and_run(args, cases: list, weights) -> list:
+    """For each (row, domains) case: pick the lr by validation R@1 on the
+    first seed, then run the other seeds at that lr."""
+    def lrs(row):
+        return args.lrs if ROWS.get(row, {}).get('train', True) else \
+            args.lrs[:1]
+
+    grid_specs = [(case, lr) for case in cases for lr in lrs(case[0])]
+    grid_records = _parallel([_spec(args, row, domains, lr, args.seeds[0],
+                                    weights)
+                              for (row, domains), lr in grid_specs], args)
+    grids = {}
+    for (case, lr), record in zip(grid_specs, grid_records):
+        grids.setdefault(case, {})[lr] = record
+    best = {case: max(grid, key=lambda lr: (grid[lr]['val_R1'] or 0, -lr))
+            for case, grid in grids.items()}
+    seed_specs = [(case, seed) for case in cases for seed in args.seeds[1:]
+                  if ROWS.get(case[0], {}).get('train', True)]
+    seed_records = _parallel([_spec(args, case[0], case[1], best[case],
+                                    seed, weights)
+                              for case, seed in seed_specs], args)
+    results = []
+    for case in cases:
+        row, domains = case
+        trains = ROWS.get(row, {}).get('train', True)
+        runs = [grids[case][best[case]]] + [
+            record for (other, _), record in zip(seed_specs, seed_records)
+            if other == case]
+        results.append(dict(
+            row=row, domains=domains, lr=best[case] if trains else None,
+            grid={f'{lr:g}': rec['val_R1'] for lr, rec in
+                  grids[case].items()}, runs=runs))
+    return results
 
 
 def _mean_std(values) -> str:
@@ -338,11 +388,11 @@ def main(argv=None):
     weights = pretrain(args)
     rows = QUICK_ROWS if args.quick else tuple(ROWS)
     domains = ('A', ) if args.quick else tuple(DOMAINS)
-    results = [tune_and_run(args, row, (d, ), weights)
-               for d in domains for row in rows]
+    prepare_data(args, domains)
+    cases = [(row, (d, )) for d in domains for row in rows]
     if not args.quick:
-        results += [tune_and_run(args, row, ('A', 'B'), weights)
-                    for row in MULTI]
+        cases += [(row, ('A', 'B')) for row in MULTI]
+    results = tune_and_run(args, cases, weights)
     text = table(results)
     extra = loading_cost(args)
     elapsed = time.time() - start
@@ -350,7 +400,8 @@ def main(argv=None):
     print(extra)
     print(f'lr grid {args.lrs} (best on the val split, seed '
           f'{args.seeds[0]}), seeds {args.seeds}, {args.epochs} epochs, '
-          f'{args.threads} threads; total {elapsed:.0f} s')
+          f'{args.threads} thread(s) per run, {args.jobs} run(s) at a time; '
+          f'total {elapsed:.0f} s')
     with open(osp.join(args.work_dir, 'methods_synth.json'), 'w') as f:
         json.dump(dict(args=vars(args), results=results, table=text,
                        loading=extra, seconds=elapsed), f, indent=1)

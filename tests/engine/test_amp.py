@@ -28,7 +28,15 @@ def test_dtype_resolution():
         resolve_amp_dtype(torch.float32, 'cpu')
 
 
-def test_cpu_wrapper_from_the_registry_steps_with_autocast():
+@pytest.fixture
+def on_cpu(monkeypatch):
+    """The wrapper as MMEngine builds it on a machine without CUDA (its
+    device is MMEngine's get_device(), fixed when MMEngine loads)."""
+    import mmtpr.engine.optimizers.autocast_optim_wrapper as module
+    monkeypatch.setattr(module, 'get_device', lambda: 'cpu')
+
+
+def test_cpu_wrapper_from_the_registry_steps_with_autocast(on_cpu):
     """The config name 'AutocastOptimWrapper' resolves to mmtpr's wrapper,
     which works on the CPU (MMEngine's AmpOptimWrapper refuses it):
     bfloat16 autocast, no loss scaler, float32 master weights."""
@@ -60,7 +68,7 @@ def test_cpu_wrapper_from_the_registry_steps_with_autocast():
     wrapper.load_state_dict(state)
 
 
-def test_float16_on_cpu_is_refused_clearly():
+def test_float16_on_cpu_is_refused_clearly(on_cpu):
     with pytest.raises(ValueError, match='CPU supports bfloat16 only'):
         AutocastOptimWrapper(dtype='float16', optimizer=torch.optim.SGD(
             nn.Linear(2, 2).parameters(), lr=0.1))
@@ -194,9 +202,9 @@ def test_frozen_dtype_errors():
     (DM_ADAPTER, None)], ids=['up_person_frozen_bf16', 'up_person',
                               'dm_adapter_frozen_bf16', 'dm_adapter'])
 def test_runner_trains_and_evaluates_with_amp(tmp_path, petl, frozen_dtype):
-    """--amp on the CPU: the runner trains in bfloat16 autocast with
+    """--amp: the runner trains under autocast (bfloat16 on the CPU) with
     float32 trainable weights, with frozen CLIP weights in bfloat16 or
-    float32."""
+    float32, on whichever device it runs."""
     cfg = tiny_cfg(tmp_path / 'work', str(tmp_path / 'synth'), max_epochs=1)
     cfg.optim_wrapper.type = 'AutocastOptimWrapper'
     cfg.model.backbone.petl = petl
@@ -206,7 +214,7 @@ def test_runner_trains_and_evaluates_with_amp(tmp_path, petl, frozen_dtype):
     block = runner.model.backbone.clip.visual.transformer.resblocks[0]
     block.register_forward_hook(
         lambda module, args, out: seen.append(
-            (module.training, torch.is_autocast_enabled('cpu'))))
+            (module.training, torch.is_autocast_enabled(out.device.type))))
     runner.train()
     assert isinstance(runner.optim_wrapper, AutocastOptimWrapper)
     assert (True, True) in seen  # training forward under autocast
