@@ -172,19 +172,28 @@ def test_each_up_person_technique_adds_its_matmuls(flops):
                                            rows[-1]['text'])
 
 
-def test_mixture_of_adapters_counts_top_k_experts_per_token(flops):
-    cfg = tiny_config([dict(type='MixtureOfAdapters', num_experts=4,
-                            top_k=2, reduction=8)])
-    rows = flops.analyse(cfg, batch_size=2)
-    assert rows[0]['where'] == 'meta'
-    # bincount has no meta kernel: counted on the CPU
-    assert rows[1]['where'] == ('cpu, random weights (aten::bincount has '
-                                'no meta kernel)')
+def test_mixture_of_adapters_counts_what_its_dispatch_computes(flops):
+    """'masked' (the default) runs every expert on every token and weights
+    the results (no data-dependent shapes: counted on the meta device);
+    'grouped' runs the top-k experts of each token only (bincount has no
+    meta kernel: counted on the CPU)."""
     d, layers, experts, k, hidden = 64, 2, 4, 2, 8
+    moa = dict(type='MixtureOfAdapters', num_experts=experts, top_k=k,
+               reduction=8)
+    masked = flops.analyse(tiny_config([moa]), batch_size=2)
+    grouped = flops.analyse(tiny_config([dict(moa, dispatch='grouped')]),
+                            batch_size=2)
+    assert masked[0]['where'] == masked[1]['where'] == 'meta'
+    assert grouped[1]['where'] == ('cpu, random weights (aten::bincount '
+                                   'has no meta kernel)')
     for key, n in (('image', 9), ('text', 77)):
         router = 2 * n * d * experts + 2 * d * experts  # tokens, prompt
-        chosen = k * n * (2 * d * hidden + 2 * hidden * d)
-        assert rows[1][key] - rows[0][key] == layers * (router + chosen)
+        adapter = 2 * d * hidden + 2 * hidden * d  # per token and expert
+        combine = 2 * n * d * experts  # the gate-weighted sum
+        assert masked[1][key] - masked[0][key] == layers * (
+            router + experts * n * adapter + combine)
+        assert grouped[1][key] - grouped[0][key] == layers * (
+            router + k * n * adapter)
 
 
 def test_vit_b16_up_person_table(flops, capsys):

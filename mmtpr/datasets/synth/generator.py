@@ -55,11 +55,15 @@ def _rename_into_place(src: str, dst: str) -> None:
 
 
 class _Progress:
-    """MMEngine's progress bar, ended with a new line when closed."""
+    """MMEngine's progress bar on the current ``sys.stdout``, after a line
+    that says what it counts, ended with a new line when closed."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, title: str) -> None:
+        import sys
+
         from mmengine.utils import ProgressBar
-        self.bar = ProgressBar(total)
+        sys.stdout.write(f'{title}\n')
+        self.bar = ProgressBar(total, file=sys.stdout)
 
     def update(self, num: int = 1) -> None:
         self.bar.update(num)
@@ -69,8 +73,8 @@ class _Progress:
         self.bar.file.flush()
 
 
-def _progress(total: int, enabled: bool):
-    return _Progress(total) if enabled else None
+def _progress(total: int, enabled: bool, title: str):
+    return _Progress(total, title) if enabled else None
 
 
 def _write_json(path: str, obj: Any) -> None:
@@ -179,7 +183,8 @@ class _ImageWriter:
 
     def __init__(self, img_root: str, total: int, show_progress: bool):
         self.img_root = img_root
-        self.bar = _progress(total, show_progress)
+        self.bar = _progress(total, show_progress,
+                             f'synth-pedes: writing {total} images')
         self.pool = ThreadPoolExecutor(max_workers=2)
         self.pending: Deque[Future] = collections.deque()
 
