@@ -14,10 +14,12 @@
    validation R@1 and are evaluated on the same test split;
 
 then prints the three rows with their trainable parameters, and the
-``tools/test.py`` commands that reproduce each method's row. The intra-op
-thread count is fixed (``--threads``, default 2): parallel reductions sum
-in an order that depends on it, so fixing it makes the printed numbers the
-same on every machine load.
+``tools/test.py`` commands that reproduce each method's row (with the
+config each run wrote to its work dir). The intra-op thread count is fixed
+(``--threads``, default 2): parallel reductions sum in an order that
+depends on it, so fixing it makes the printed numbers the same on every
+machine load. ``--quick`` shrinks the data and the epochs of every stage
+(a smoke run in about a minute; its numbers mean nothing).
 """
 import argparse
 import os
@@ -51,6 +53,11 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=2,
                         help='intra-op threads (default: %(default)s; fixed '
                         'so that the numbers do not depend on the machine)')
+    parser.add_argument('--data-dir', default='data',
+                        help='where the generated source and target data '
+                        'go (default: %(default)s)')
+    parser.add_argument('--quick', action='store_true',
+                        help='tiny data and 2 epochs per stage: a smoke run')
     parser.add_argument(
         '--amp', action='store_true',
         help='mixed precision in every training stage (bfloat16 autocast '
@@ -64,6 +71,10 @@ def best_checkpoint(runner) -> str:
     return best or osp.join(runner.work_dir, f'epoch_{runner.epoch}.pth')
 
 
+# --quick: persons (train, val, test) with 2 images each, epochs per stage
+QUICK_IDS, QUICK_EPOCHS = (24, 8, 8), 2
+
+
 def _cfg(name: str, args, work_dir: str, weights: str) -> Config:
     cfg = load_config(osp.join(CONFIGS, name))
     cfg.work_dir = osp.join(args.work_dir, work_dir)
@@ -71,6 +82,15 @@ def _cfg(name: str, args, work_dir: str, weights: str) -> Config:
         cfg.model.backbone.pretrained = weights
     if args.amp:
         cfg.optim_wrapper.type = 'AutocastOptimWrapper'
+    for split in ('train', 'val', 'test'):
+        dataset = cfg[f'{split}_dataloader'].dataset
+        dataset.data_root = osp.join(args.data_dir,
+                                     osp.basename(dataset.data_root))
+        if args.quick:
+            dataset.update(num_ids=QUICK_IDS, images_per_id=2)
+    if args.quick:
+        cfg.train_cfg.max_epochs = QUICK_EPOCHS
+        cfg.param_scheduler[0].total_steps = QUICK_EPOCHS
     return cfg
 
 
@@ -89,7 +109,8 @@ def adapt(name: str, args, weights: str) -> dict:
     runner.load_checkpoint(best)
     metrics = runner.test()
     params = list(runner.model.parameters())
-    return dict(metrics=metrics, checkpoint=best, config=name,
+    config = osp.join(cfg.work_dir, name)  # the config the runner dumped
+    return dict(metrics=metrics, checkpoint=best, config=config,
                 trainable=sum(p.numel() for p in params if p.requires_grad),
                 total=sum(p.numel() for p in params))
 
@@ -112,8 +133,7 @@ def _row(name: str, result: dict, base: dict) -> str:
             + '  '.join(f'{metrics[k]:6.2f}' for k in KEYS) + gain)
 
 
-def report(args, weights: str, base: dict, results: dict,
-           timings: dict) -> None:
+def report(args, base: dict, results: dict, timings: dict) -> None:
     meta = base['meta']
     base_metrics = {k.split('/')[-1]: v for k, v in base['metrics'].items()}
     lines = ['', '=' * 86,
@@ -133,12 +153,12 @@ def report(args, weights: str, base: dict, results: dict,
     lines.append('time: ' + ', '.join(f'{k} {v:.0f} s'
                                       for k, v in timings.items())
                  + f' (total {sum(timings.values()):.0f} s)')
-    lines.append('reproduce each row from its checkpoint:')
+    lines.append('reproduce each row from its checkpoint (with the config '
+                 'the run wrote):')
     for result in results.values():
-        lines.append(f"  python tools/test.py "
-                     f"{osp.relpath(osp.join(CONFIGS, result['config']))} "
-                     f"{osp.relpath(result['checkpoint'])} --cfg-options "
-                     f'model.backbone.pretrained={osp.relpath(weights)}')
+        lines.append(f'  OMP_NUM_THREADS={args.threads} python tools/test.py '
+                     f"{osp.relpath(result['config'])} "
+                     f"{osp.relpath(result['checkpoint'])}")
     lines.append('=' * 86)
     print('\n'.join(lines))
 
@@ -158,7 +178,7 @@ def main(argv=None):
         start = time.time()
         results[name] = adapt(config, args, weights)
         timings[name] = time.time() - start
-    report(args, weights, base, results, timings)
+    report(args, base, results, timings)
     return dict(frozen=base, **results)
 
 
