@@ -31,7 +31,7 @@ def _read(path: str) -> list:
 
 
 def _optional() -> list:
-    return [req for name in ('webui', 'tensorboard')
+    return [req for name in ('webui', 'tensorboard', 'onnx')
             for req in _read(f'requirements/{name}.txt')]
 
 
@@ -52,6 +52,7 @@ setup(
         'faiss': _read('requirements/faiss.txt'),
         'webui': _read('requirements/webui.txt'),
         'tensorboard': _read('requirements/tensorboard.txt'),
+        'onnx': _read('requirements/onnx.txt'),
     },
     license='Apache-2.0',
     zip_safe=False,

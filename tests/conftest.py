@@ -102,3 +102,18 @@ def build_runner(cfg):
     as the tools build it."""
     from mmtpr.registry import RUNNERS
     return RUNNERS.build(cfg)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Show what the tests of the optional parts (search page in Chromium,
+    ONNX Runtime, TensorBoard) checked: the lines of their output that
+    start with 'checked', even under -q."""
+    lines = []
+    for report in terminalreporter.stats.get('passed', []):
+        for line in (report.capstdout or '').splitlines():
+            if line.startswith('checked'):
+                lines.append(f'{report.nodeid.split("::")[-1]}: {line}')
+    if lines:
+        terminalreporter.section('what the optional-part tests checked')
+        for line in lines:
+            terminalreporter.write_line(line)
