@@ -117,3 +117,14 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section('what the optional-part tests checked')
         for line in lines:
             terminalreporter.write_line(line)
+
+
+def load_tool(name):
+    """The module of ``tools/<name>.py`` (e.g. 'train', 'analysis/curves')."""
+    import importlib.util
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        name.replace('/', '_'), osp.join(root, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -4,7 +4,7 @@ import glob
 import os.path as osp
 
 import pytest
-from conftest import build_runner, tiny_cfg
+from conftest import build_runner, load_tool, tiny_cfg
 
 from mmtpr.visualization import add_tensorboard
 
@@ -12,7 +12,7 @@ pytest.importorskip('tensorboard', reason='needs the tensorboard package '
                     '(pip install -e ".[tensorboard]")')
 
 
-def test_scalars_reach_the_event_file(tmp_path):
+def test_scalars_reach_the_event_file(tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import (
         EventAccumulator,
     )
@@ -50,5 +50,21 @@ def test_scalars_reach_the_event_file(tmp_path):
     shares = [events.Scalars(f'{layer}/expert{e}')[-1].value
               for e in range(4)]
     assert sum(shares) == pytest.approx(1.0, abs=1e-5)
+    # tools/analysis/curves.py prints the same points as a table
+    curves = load_tool('analysis/curves')
+    read = curves.main([str(tmp_path / 'work'), '--tags', 'loss', 'tpr/R1'])
+    assert [v for _, v in read['tpr/R1']] == [
+        e.value for e in events.Scalars('tpr/R1')]
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith(
+        '| tpr/R1 |'))
+    assert row.split('|')[2].strip() == '2'
     print(f'checked {len(tags)} scalar tags over {iters} iterations and 2 '
-          'validations in', osp.relpath(files[0], str(tmp_path)))
+          'validations in', osp.relpath(files[0], str(tmp_path)),
+          '(and tools/analysis/curves.py reads them back)')
+
+
+def test_curves_without_an_event_file(tmp_path):
+    curves = load_tool('analysis/curves')
+    with pytest.raises(Exception, match='no TensorBoard event file under'):
+        curves.main([str(tmp_path)])
