@@ -160,6 +160,13 @@ class OpenCLIPBackbone(BaseModule):
                                 ('text', self.clip.transformer))
         }
 
+        self._set_trainable(freeze, train_projections)
+        if self.frozen_dtype is not None:
+            store_frozen_matrices_in(self.clip, self.frozen_dtype)
+
+    def _set_trainable(self, freeze: bool, train_projections: bool) -> None:
+        """Freeze CLIP but the PETL modules (and the projections when
+        asked); CLIP's own logit scale never trains (the head owns it)."""
         self.freeze = freeze
         if freeze:
             freeze_except_petl(self.clip)
@@ -171,8 +178,6 @@ class OpenCLIPBackbone(BaseModule):
             param = getattr(self.clip, name, None)
             if isinstance(param, nn.Parameter):
                 param.requires_grad_(False)
-        if self.frozen_dtype is not None:
-            store_frozen_matrices_in(self.clip, self.frozen_dtype)
 
     def _set_blocks(self, attention: str, grad_checkpointing: bool) -> None:
         """The blocks' attention and activation checkpointing."""
