@@ -35,6 +35,10 @@ def parse_args(argv=None):
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--gallery', metavar='DIR_OR_FILE',
                         help='a folder of images or a gallery feature file')
+    parser.add_argument('--gallery-root', metavar='DIR',
+                        help='where the images of a --gallery feature file '
+                        "are (default: the root it records, if inside the "
+                        "file's own folder)")
     source.add_argument('--gallery-split', choices=['train', 'val', 'test'],
                         help="the config dataset's split as the gallery "
                         '(person ids known)')
@@ -90,7 +94,7 @@ def build(args):
         on_bad_image='skip' if args.skip_bad_images else 'error')
     gallery = (inferencer.dataset_gallery(args.gallery_split)
                if args.gallery_split else
-               inferencer.load_gallery(args.gallery))
+               inferencer.load_gallery(args.gallery, args.gallery_root))
     return build_search_app(inferencer, gallery, topk=args.topk,
                             examples=args.example, index=args.index)
 

@@ -185,16 +185,26 @@ def test_feature_file_belongs_to_its_model(trained, tmp_path):
     inferencer = make_inferencer(trained, tmp_path)
     gallery = inferencer.dataset_gallery('test')
     path = gallery.save(str(tmp_path / 'feats' / 'test.pth'))
-    loaded = inferencer.load_gallery(path)
+    # the images are not under the file's folder: their root is named
+    with pytest.raises(ValueError, match="not inside the file's own folder"):
+        inferencer.load_gallery(path)
+    loaded = inferencer.load_gallery(path, gallery.root)
     assert isinstance(loaded, Gallery)
     assert torch.equal(loaded.features, gallery.features)
     assert loaded.pids == gallery.pids and loaded.paths == gallery.paths
-    results = inferencer.search('a person', path, topk=2)
+    results = inferencer.search('a person', loaded, topk=2)
     assert results[0]['pids'] is not None
+    # saved in the image folder, it loads by its path alone
+    beside = gallery.save(osp.join(gallery.root, 'features.pth'))
+    try:
+        assert inferencer.load_gallery(beside).paths == gallery.paths
+        assert inferencer.search('a person', beside, topk=2)[0]['pids']
+    finally:
+        os.remove(beside)
 
     other = TPRInferencer(trained['config'], None, show_progress=False)
     with pytest.raises(ValueError, match='computed by another model'):
-        other.load_gallery(path)
+        other.load_gallery(path, gallery.root)
     bad = tmp_path / 'bad.pth'
     torch.save({'a': 1}, bad)
     with pytest.raises(ValueError, match='not an mmtpr gallery feature'):
