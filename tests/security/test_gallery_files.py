@@ -195,7 +195,7 @@ def test_a_tampered_feature_file_is_refused(infer, folder, tmp_path, name):
 @pytest.mark.parametrize('name', list(TAMPERING))
 def test_a_tampered_cache_entry_is_re_encoded(infer, folder, name):
     entry = cache_entry(infer, folder)
-    reference = Gallery.load(entry).features.clone()
+    reference = Gallery.load(entry, folder).features.clone()
     change, redigest, _ = TAMPERING[name]
     rewrite(entry, change, redigest)
     gallery = infer.load_gallery(folder)

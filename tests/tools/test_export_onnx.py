@@ -70,7 +70,7 @@ def ort_features(out, tower, inputs, domains=None):
 def onnx_inputs():
     gen = torch.Generator().manual_seed(7)
     images = torch.randn(3, 3, 128, 48, generator=gen)
-    texts = torch.zeros(3, 64, dtype=torch.long)
+    texts = torch.zeros(3, 77, dtype=torch.long)  # the demo's context
     for i, n in enumerate((3, 17, 40)):
         texts[i, 0] = 49406
         texts[i, 1:1 + n] = torch.randint(1, 49000, (n, ), generator=gen)

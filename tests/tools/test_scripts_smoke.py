@@ -51,11 +51,26 @@ def test_script_imports_and_answers_help(script):
     assert out.stdout.startswith('usage:'), out.stdout[:200]
 
 
-@pytest.mark.parametrize('script', SHELL)
+# the one shell script that runs without arguments: the GPU check, which
+# says it skips where there is no CUDA device
+NO_ARGS = 'benchmarks/gpu_check.sh'
+
+
+@pytest.mark.parametrize('script', [s for s in SHELL if s != NO_ARGS])
 def test_shell_scripts_print_their_usage(script):
     out = subprocess.run(['bash', script], cwd=ROOT, env=ENV,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and 'usage:' in out.stderr
+
+
+def test_gpu_check_skips_without_cuda():
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('a CUDA device is here: the check would run')
+    out = subprocess.run(['bash', NO_ARGS], cwd=ROOT, env=ENV,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith('GPU check SKIPPED: no CUDA device')
 
 
 @pytest.mark.parametrize('script, args, expected', SMALL_RUNS,

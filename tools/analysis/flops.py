@@ -16,10 +16,12 @@ kernel (``_scaled_dot_product_flash_attention_for_cpu``) that
 FlopCounterMode (torch 2.x) does not count at all.
 
 The model is built without pretrained weights on the meta device (no
-memory, no compute). A model whose forward needs values (DM-Adapter's
-router counts tokens per expert with ``bincount``, which has no meta
-kernel) is counted on the CPU with random weights instead; the output says
-which.
+memory, no compute). A model whose forward needs values (DM-Adapter with
+``dispatch='grouped'``: its router counts tokens per expert with
+``bincount``, which has no meta kernel) is counted on the CPU with random
+weights instead; the output says which. The default ``'masked'`` dispatch
+runs every expert on every token (weights zero off the top-k), and is
+counted as it runs.
 
 The frozen CLIP alone (``petl=[]``) is counted next to the method, and so
 is each PETL technique added in config order, so that the overhead of

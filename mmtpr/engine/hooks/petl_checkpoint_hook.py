@@ -24,7 +24,7 @@ class PETLCheckpointHook(Hook):
     With ``petl_only=True`` every checkpoint that the runner saves
     (:class:`CheckpointHook`'s periodic, last and best ones) keeps in its
     ``state_dict`` only the keys of
-    :func:`~mmtpr.utils.petl_checkpoint.petl_state_dict_keys`: the trainable
+    :func:`~mmtpr.models.petl.checkpoint.petl_state_dict_keys`: the trainable
     parameters and the state of the PETL modules (7.4 M parameters, 30 MB
     for UP-Person on ViT-B/16 instead of 150 M and 600 MB). The rest of the
     checkpoint is MMEngine's as usual (optimizer state, parameter

@@ -45,7 +45,8 @@ def check_out_file(out_file: Optional[str]) -> Optional[str]:
     if ext not in OUT_FORMATS:
         raise ValueError(f'TPRMetric: `out_file` must end with one of '
                          f'{sorted(OUT_FORMATS)}, got {out_file!r}.')
-    # The write resolves links, as atomic_write_bytes does.
+    # Checked where a link points; the write itself replaces a link with a
+    # file and never writes through it (atomic_write_bytes).
     path = osp.realpath(out_file)
     if osp.isdir(path):
         raise ValueError(f'TPRMetric: `out_file` {out_file!r} is an '
