@@ -31,8 +31,9 @@ explains 5-6x; docs/benchmarks.md):
   the next batch while the model computes beat loading in the main
   process (on a CPU the model, not the data, is the bottleneck).
 
-``MMTPR_NUM_THREADS`` and ``MMTPR_NUM_WORKERS`` in the environment
-override the computed values.
+``MMTPR_NUM_THREADS`` (else ``OMP_NUM_THREADS``, the user's own OpenMP
+setting) and ``MMTPR_NUM_WORKERS`` in the environment override the
+computed values.
 """
 import os
 from typing import NamedTuple, Optional
@@ -117,7 +118,9 @@ def cpu_thread_plan(cpus: Optional[int] = None,
         num_workers = _env_int('MMTPR_NUM_WORKERS')
     if num_workers is None:
         num_workers = 1 if cpus <= 4 else 2
-    threads = _env_int('MMTPR_NUM_THREADS') or cpus
+    # the user's own OpenMP setting is kept (a job scheduler, a benchmark)
+    threads = _env_int('MMTPR_NUM_THREADS') or \
+        _env_int('OMP_NUM_THREADS') or cpus
     return ThreadPlan(cpus, threads, num_workers)
 
 

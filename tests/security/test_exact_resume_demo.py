@@ -35,10 +35,11 @@ TRAIN = osp.join(ROOT, 'tools', 'train.py')
 KILL = osp.join(HERE, 'kill_train.py')
 EPOCHS = 3
 # 24/8/8 persons with 2 images each: 2 training iterations per epoch, one
-# validation batch. Data seed 6: the val R1 of the uninterrupted run rises
-# at epochs 2 and 3, so its best checkpoint is re-saved twice.
+# validation batch. Data seed 2: the val R1 of the uninterrupted run rises
+# from 6.25 at epoch 1 to 21.88 at epoch 2 (then 15.62), so its best
+# checkpoint is re-saved at epoch 2 (the second best write).
 DATA = dict(num_ids=(24, 8, 8), images_per_id=2, image_size=(128, 48),
-            seed=6, caption_style='standard', camera='standard')
+            seed=2, caption_style='standard', camera='standard')
 MOMENTS = {
     'after_checkpoint': ('after_checkpoint', 2),
     'during_val': ('during_val', 2),

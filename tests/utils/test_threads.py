@@ -29,6 +29,11 @@ def test_environment_overrides(monkeypatch):
     monkeypatch.setenv('MMTPR_NUM_THREADS', '3')
     monkeypatch.setenv('MMTPR_NUM_WORKERS', '0')
     assert cpu_thread_plan(cpus=2) == ThreadPlan(2, 3, 0)
+    # OMP_NUM_THREADS is kept, below MMTPR_NUM_THREADS
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    assert cpu_thread_plan(cpus=2) == ThreadPlan(2, 3, 0)
+    monkeypatch.delenv('MMTPR_NUM_THREADS')
+    assert cpu_thread_plan(cpus=2) == ThreadPlan(2, 1, 0)
     monkeypatch.setenv('MMTPR_NUM_WORKERS', 'many')
     with pytest.raises(ConfigError, match='MMTPR_NUM_WORKERS'):
         cpu_thread_plan(cpus=2)
