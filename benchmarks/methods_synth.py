@@ -68,8 +68,13 @@ QUICK_ROWS = ('frozen CLIP', 'UP-Person', 'DM-Adapter')
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--work-dir', default='work_dirs/methods_synth')
-    parser.add_argument('--data-dir', default='data/methods_synth')
+    parser.add_argument('--work-dir',
+                        help='runs and the JSON (default: '
+                        'work_dirs/methods_synth, with --quick '
+                        'work_dirs/methods_synth_quick)')
+    parser.add_argument('--data-dir',
+                        help='generated data (default: data/methods_synth, '
+                        'with --quick data/methods_synth_quick)')
     parser.add_argument('--quick', action='store_true',
                         help='one seed, one lr, three rows, domain A, '
                         'small data: a smoke run')
@@ -86,6 +91,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.lrs, args.epochs = [0], [3e-3], 2
+    suffix = '_quick' if args.quick else ''
+    args.work_dir = args.work_dir or f'work_dirs/methods_synth{suffix}'
+    args.data_dir = args.data_dir or f'data/methods_synth{suffix}'
     return args
 
 
