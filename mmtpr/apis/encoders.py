@@ -20,7 +20,7 @@ from mmtpr.models.data_preprocessors import TPRDataPreprocessor
 from mmtpr.models.retrievers import TPRRetriever
 from mmtpr.registry import MODELS
 from mmtpr.utils.errors import CheckpointError, ConfigError
-from mmtpr.utils.fileio import check_regular_file
+from mmtpr.utils.fileio import check_regular_file, sha256_file
 from mmtpr.utils.model_record import (
     META_KEY,
     model_record,
@@ -100,7 +100,7 @@ class OnnxEncoder:
         for tower, info in sorted(self.meta['files'].items()):
             path = osp.join(onnx_dir, info['file'])
             check_regular_file(path, 'ONNX file')
-            digest = onnx_export.file_digest(path)
+            digest = sha256_file(path)
             if digest != info['sha256']:
                 raise CheckpointError(
                     f"'{path}' is not the file that onnx.json describes "

@@ -23,19 +23,12 @@ from mmtpr.utils.errors import (
     DataError,
     MMTPRError,
 )
+from mmtpr.utils.fileio import sha256_file
 from mmtpr.utils.model_record import model_record
 
 from .encoders import ModelEncoder, OnnxEncoder
 from .gallery import Gallery, list_images
 from .gallery_loader import GalleryLike, GalleryLoader
-
-
-def _digest_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class TPRInferencer(BaseInferencer):
@@ -201,7 +194,7 @@ class TPRInferencer(BaseInferencer):
         if self.backend == 'onnxruntime':
             parts.append(['onnxruntime', self.encoder.digest])
         elif self.checkpoint is not None:
-            parts.append(_digest_file(self.checkpoint))
+            parts.append(sha256_file(self.checkpoint))
         pretrained = self.cfg.model.get('backbone', {}).get('pretrained')
         if self.backend == 'pytorch' and isinstance(pretrained, str) and \
                 osp.isfile(pretrained):

@@ -235,3 +235,13 @@ def is_within(path: str, root: str) -> bool:
     real_root = osp.realpath(root)
     return real == real_root or real.startswith(real_root.rstrip(os.sep)
                                                 + os.sep)
+
+
+def sha256_file(path: str) -> str:
+    """The SHA-256 of a file's content (hex), read in 4 MiB blocks."""
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, 'rb') as file:
+        for block in iter(lambda: file.read(1 << 22), b''):
+            digest.update(block)
+    return digest.hexdigest()

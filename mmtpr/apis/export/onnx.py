@@ -325,10 +325,4 @@ def read_onnx_meta(onnx_dir: str) -> dict:
     return meta
 
 
-def file_digest(path: str) -> str:
-    """SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as file:
-        for block in iter(lambda: file.read(1 << 22), b''):
-            digest.update(block)
-    return digest.hexdigest()
+
