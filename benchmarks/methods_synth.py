@@ -104,7 +104,6 @@ def sizes(args) -> dict:
     return dict(source=(400, 50, 50), target=(200, 50, 100))
 
 
-
 def synth(args, name: str, **options) -> dict:
     ids = sizes(args)['source' if name == 'source' else 'target']
     return dict(type='SynthPedes', data_root=osp.join(args.data_dir, name),
@@ -116,7 +115,7 @@ def synth(args, name: str, **options) -> dict:
 def run_config(spec: dict):
     """The config of one run described by ``spec`` (a JSON dict)."""
     from mmtpr.utils.config import load_config
-    row = dict(ROWS.get(spec['row'], {}), **MULTI.get(spec['row'], {}))
+    row = _row(spec)
     cfg = load_config(osp.join(DEMO, '_target.py'))
     cfg.work_dir = spec['work_dir']
     cfg.randomness = dict(seed=spec['seed'], deterministic=False)
@@ -156,7 +155,12 @@ def _dataset(spec: dict, split: str, row: dict, pipeline: list) -> dict:
 
 
 def _row(spec: dict) -> dict:
+    """The settings of the row ``spec`` runs (a copy)."""
     return dict(ROWS.get(spec['row'], {}), **MULTI.get(spec['row'], {}))
+
+
+def _trains(row: str) -> bool:
+    return ROWS.get(row, {}).get('train', True)
 
 
 def _test(spec: dict, checkpoint) -> list:
@@ -190,7 +194,7 @@ def run_one(spec: dict) -> dict:
     runner = RUNNERS.build(run_config(spec))
     start = time.time()
     best, val = None, None
-    if _row(spec).get('train', True):
+    if _trains(spec['row']):
         runner.train()
         best = runner.message_hub.get_info('best_ckpt')
         val = runner.message_hub.get_info('best_score')
@@ -204,7 +208,7 @@ def run_one(spec: dict) -> dict:
                 peak_rss_mb=resource.getrusage(
                     resource.RUSAGE_SELF).ru_maxrss / 1024,
                 trainable=sum(p.numel() for p in params if p.requires_grad)
-                if _row(spec).get('train', True) else 0,
+                if _trains(spec['row']) else 0,
                 total=sum(p.numel() for p in params),
                 checkpoint_mb=nbytes / 1e6 if keys else 0.0)
 
@@ -293,11 +297,8 @@ def _parallel(specs: list, args) -> list:
 def tune_and_run(args, cases: list, weights) -> list:
     """For each (row, domains) case: pick the lr by validation R@1 on the
     first seed, then run the other seeds at that lr."""
-    def lrs(row):
-        return args.lrs if ROWS.get(row, {}).get('train', True) else \
-            args.lrs[:1]
-
-    grid_specs = [(case, lr) for case in cases for lr in lrs(case[0])]
+    grid_specs = [(case, lr) for case in cases
+                  for lr in (args.lrs if _trains(case[0]) else args.lrs[:1])]
     grid_records = _parallel([_spec(args, row, domains, lr, args.seeds[0],
                                     weights)
                               for (row, domains), lr in grid_specs], args)
@@ -307,14 +308,14 @@ def tune_and_run(args, cases: list, weights) -> list:
     best = {case: max(grid, key=lambda lr: (grid[lr]['val_R1'] or 0, -lr))
             for case, grid in grids.items()}
     seed_specs = [(case, seed) for case in cases for seed in args.seeds[1:]
-                  if ROWS.get(case[0], {}).get('train', True)]
+                  if _trains(case[0])]
     seed_records = _parallel([_spec(args, case[0], case[1], best[case],
                                     seed, weights)
                               for case, seed in seed_specs], args)
     results = []
     for case in cases:
         row, domains = case
-        trains = ROWS.get(row, {}).get('train', True)
+        trains = _trains(row)
         runs = [grids[case][best[case]]] + [
             record for (other, _), record in zip(seed_specs, seed_records)
             if other == case]

@@ -10,6 +10,7 @@ writer, registered under mmtpr's own name ``'mmtpr_local'`` (MMEngine's
 mmtpr's default runtime does.
 """
 import contextlib
+import hashlib
 import os
 import os.path as osp
 import re
@@ -239,7 +240,6 @@ def is_within(path: str, root: str) -> bool:
 
 def sha256_file(path: str) -> str:
     """The SHA-256 of a file's content (hex), read in 4 MiB blocks."""
-    import hashlib
     digest = hashlib.sha256()
     with open(path, 'rb') as file:
         for block in iter(lambda: file.read(1 << 22), b''):

@@ -1,6 +1,5 @@
 """TPRInferencer, tools/retrieve.py and test.py --show-dir on a tiny model
 trained on the embedded synthetic data."""
-import importlib.util
 import os
 import os.path as osp
 import shutil
@@ -8,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import build_runner, tiny_cfg
+from conftest import build_runner, load_tool, tiny_cfg
 from mmengine.dataset import pseudo_collate
 from PIL import Image
 
@@ -17,14 +16,6 @@ from mmtpr.models.petl.checkpoint import petl_state_dict_keys
 from mmtpr.utils.checkpoint import load_checkpoint_file
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')

@@ -1,7 +1,6 @@
 """The search page's logic without a browser: input checks, formatting,
 SearchPage against TPRInferencer.search, the Gradio page's components and
 tools/webui.py (launch replaced)."""
-import importlib.util
 import os
 import os.path as osp
 import socket
@@ -9,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from conftest import tiny_cfg
+from conftest import load_tool, tiny_cfg
 from PIL import Image
 
 from mmtpr.apis import TPRInferencer
@@ -17,14 +16,6 @@ from mmtpr.apis import search_app as sa
 from mmtpr.utils.errors import ConfigError, DataError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')

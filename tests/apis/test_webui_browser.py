@@ -12,7 +12,6 @@ The README's screenshot comes from the same run:
 ``MMTPR_WEBUI_SCREENSHOT=docs/webui.png python -m pytest
 tests/apis/test_webui_browser.py``.
 """
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -27,7 +26,7 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 import torch
-from conftest import build_runner, tiny_cfg
+from conftest import build_runner, load_tool, tiny_cfg
 from mmengine.dataset import pseudo_collate
 from PIL import Image
 
@@ -71,14 +70,6 @@ def check_browser():
         pytest.fail(f'MMTPR_REQUIRE_BROWSER=1 but {reason}')
     if reason:
         pytest.skip(reason)
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def train_tiny(root):

@@ -323,6 +323,3 @@ def read_onnx_meta(onnx_dir: str) -> dict:
         raise CheckpointError(f"'{path}' is not the metadata of an mmtpr "
                               'ONNX export (format_version 1)')
     return meta
-
-
-
